@@ -1,0 +1,179 @@
+"""Talking-head clips of the synthetic world: speech, motion and ground truth, from a seed.
+
+A clip is everything VASA-1 would see in a training video plus everything it never sees: the
+text, the voice, the 16 kHz audio, the phoneme timeline, the person (identity number and
+parameters), the clip-level controls (emotion, main gaze direction, head distance) and the
+per-frame ground truth pose (T, 6) and dynamics (T, 11) at 25 fps. Frames are not stored: they
+are rendered on demand (`render_clip`), which is cheap.
+
+`make_clip(index, split)` is deterministic: the same index and split give the same clip on every
+machine. `load_clip` caches the audio and parameters on disk as .npz (no pickles).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vasa_lib.world import speech as tts
+from vasa_lib.world.articulation import articulate
+from vasa_lib.world.behaviour import animate
+from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
+from vasa_lib.world.params import EMOTIONS, FPS, POSE_RANGES, SAMPLE_RATE, DYNAMICS_RANGES
+from vasa_lib.world.renderer import render
+from vasa_lib.world.sentences import sentence_for
+
+WORLD_VERSION = 1  # bump when the world changes, so caches are rebuilt
+SPLITS = tuple(IDENTITY_SPLITS)
+HOP = SAMPLE_RATE // FPS  # audio samples per video frame
+
+
+@dataclass
+class Clip:
+    """One talking-head clip. audio (N,) with N = n_frames * 640; pose (T, 6); dynamics (T, 11)."""
+
+    split: str
+    index: int
+    text: str
+    voice: str
+    audio: np.ndarray
+    phonemes: list[tts.Phoneme]
+    identity_id: int
+    emotion: str
+    gaze: tuple[float, float]
+    distance: float
+    pose: np.ndarray
+    dynamics: np.ndarray
+    identity: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.identity = identity_from_id(self.identity_id)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.pose)
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+def _check_controls(emotion: str, gaze: tuple[float, float], distance: float) -> None:
+    if emotion not in EMOTIONS:
+        raise ValueError(f"unknown emotion {emotion!r}; choose one of {EMOTIONS}")
+    for name, value, (low, high) in (
+        ("gaze theta", gaze[0], DYNAMICS_RANGES["gaze_yaw"]),
+        ("gaze phi", gaze[1], DYNAMICS_RANGES["gaze_pitch"]),
+        ("distance", distance, POSE_RANGES["distance"]),
+    ):
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"{name} = {value} is outside [{low}, {high}]")
+
+
+def clip_from_speech(
+    speech: tts.Speech,
+    identity_id: int,
+    emotion: str = "neutral",
+    gaze: tuple[float, float] = (0.0, 0.0),
+    distance: float = 1.0,
+    motion_seed: int = 0,
+    split: str = "custom",
+    index: int = -1,
+) -> Clip:
+    """Animate a person speaking `speech`: the same speech with another motion_seed gives another
+    plausible motion (the one-to-many mapping of audio to motion)."""
+    _check_controls(emotion, gaze, distance)
+    n_frames = max(1, math.ceil(len(speech.audio) / HOP))
+    audio = np.pad(speech.audio, (0, n_frames * HOP - len(speech.audio))).astype(np.float32)
+    mouth = articulate(speech.phonemes, n_frames, fps=FPS)
+    rng = np.random.default_rng([identity_id, motion_seed, 0xC1])
+    pose, dynamics = animate(audio, mouth, identity_id, emotion, gaze, distance, rng)
+    return Clip(split, index, speech.text, speech.voice, audio, list(speech.phonemes), identity_id,
+                emotion, (float(gaze[0]), float(gaze[1])), float(distance), pose, dynamics)
+
+
+def make_clip(index: int, split: str = "train", **overrides) -> Clip:
+    """Clip number `index` of a split, deterministic. Keyword overrides (text, voice, identity_id,
+    emotion, gaze, distance, motion_seed) replace the drawn choice."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+    if index < 0:
+        raise ValueError(f"clip index must be >= 0, got {index}")
+    rng = np.random.default_rng([index, SPLITS.index(split), WORLD_VERSION])
+    ids = IDENTITY_SPLITS[split]
+    voice = tts.sample_voice(rng, split)
+    choice = {
+        "text": sentence_for(int(rng.integers(1 << 30)), "test" if split == "test" else "train"),
+        "identity_id": int(ids[int(rng.integers(len(ids)))]),
+        "emotion": str(rng.choice(EMOTIONS, p=[0.4, 0.15, 0.15, 0.15, 0.15])),
+        "gaze": (float(np.clip(rng.normal(0, 0.15), -0.4, 0.4)), float(np.clip(rng.normal(0, 0.08), -0.25, 0.25))),
+        "distance": float(rng.uniform(0.85, 1.35)),
+        "motion_seed": int(rng.integers(1 << 30)),
+        "voice": voice["voice"],
+    }
+    unknown = set(overrides) - set(choice)
+    if unknown:
+        raise ValueError(f"unknown clip settings {sorted(unknown)}; allowed: {sorted(choice)}")
+    choice.update(overrides)
+    speech = tts.synthesize(choice["text"], voice=choice["voice"], rate=voice["rate"], pitch=voice["pitch"])
+    return clip_from_speech(speech, choice["identity_id"], choice["emotion"], choice["gaze"], choice["distance"],
+                            choice["motion_seed"], split=split, index=index)
+
+
+def _cache_path(cache_dir: Path, split: str, index: int) -> Path:
+    return Path(cache_dir) / f"world-v{WORLD_VERSION}" / split / f"{index:07d}.npz"
+
+
+def save_clip(clip: Clip, path: Path) -> None:
+    """Store a clip's audio, parameters and metadata as .npz (written atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp, audio=clip.audio, pose=clip.pose, dynamics=clip.dynamics,
+        symbols=np.array([p.symbol for p in clip.phonemes], dtype=str),
+        times=np.array([[p.start, p.end] for p in clip.phonemes], dtype=np.float64).reshape(-1, 2),
+        meta=np.array([clip.split, str(clip.index), clip.text, clip.voice, str(clip.identity_id), clip.emotion,
+                       str(clip.gaze[0]), str(clip.gaze[1]), str(clip.distance)]),
+    )
+    tmp.replace(path)
+
+
+def read_clip(path: Path) -> Clip:
+    """Load a clip written by `save_clip`."""
+    with np.load(path, allow_pickle=False) as f:
+        split, index, text, voice, identity_id, emotion, g0, g1, distance = f["meta"].tolist()
+        phonemes = [tts.Phoneme(str(s), float(a), float(b)) for s, (a, b) in zip(f["symbols"], f["times"])]
+        return Clip(split, int(index), text, voice, f["audio"], phonemes, int(identity_id), emotion,
+                    (float(g0), float(g1)), float(distance), f["pose"], f["dynamics"])
+
+
+def load_clip(index: int, split: str = "train", cache_dir: str | Path | None = None) -> Clip:
+    """`make_clip(index, split)`, cached on disk under cache_dir when one is given."""
+    if cache_dir is None:
+        return make_clip(index, split)
+    path = _cache_path(Path(cache_dir), split, index)
+    if path.exists():
+        try:
+            return read_clip(path)
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
+    clip = make_clip(index, split)
+    save_clip(clip, path)
+    return clip
+
+
+def render_clip(clip: Clip, size: int = 128, start: int = 0, stop: int | None = None,
+                device: str | torch.device = "cpu") -> torch.Tensor:
+    """Render frames start..stop of a clip: (T, 3, size, size) in [0, 1]."""
+    pose = torch.from_numpy(clip.pose[start:stop]).to(device)
+    dynamics = torch.from_numpy(clip.dynamics[start:stop]).to(device)
+    return render(clip.identity.to(device).expand(len(pose), -1), pose, dynamics, size=size)
+
+
+def with_motion(clip: Clip, pose: np.ndarray, dynamics: np.ndarray) -> Clip:
+    """The same clip (speech, person, controls) with other motion, e.g. a generated one."""
+    return replace(clip, pose=np.asarray(pose, dtype=np.float32), dynamics=np.asarray(dynamics, dtype=np.float32))
