@@ -105,7 +105,8 @@ def make_clip(index: int, split: str = "train", **overrides) -> Clip:
         raise ValueError(f"clip index must be >= 0, got {index}")
     rng = np.random.default_rng([index, SPLITS.index(split), WORLD_VERSION])
     ids = IDENTITY_SPLITS[split]
-    voice = tts.sample_voice(rng, split)
+    # test clips: half with voices never heard in training
+    voice = tts.sample_voice(rng, "test" if split == "test" and rng.random() < 0.5 else "train")
     choice = {
         "text": sentence_for(int(rng.integers(1 << 30)), "test" if split == "test" else "train"),
         "identity_id": int(ids[int(rng.integers(len(ids)))]),
@@ -119,7 +120,8 @@ def make_clip(index: int, split: str = "train", **overrides) -> Clip:
     if unknown:
         raise ValueError(f"unknown clip settings {sorted(unknown)}; allowed: {sorted(choice)}")
     choice.update(overrides)
-    speech = tts.synthesize(choice["text"], voice=choice["voice"], rate=voice["rate"], pitch=voice["pitch"])
+    speech = tts.synthesize(choice["text"], voice=choice["voice"], rate=voice["rate"], pitch=voice["pitch"],
+                            pitch_range=voice["pitch_range"])
     return clip_from_speech(speech, choice["identity_id"], choice["emotion"], choice["gaze"], choice["distance"],
                             choice["motion_seed"], split=split, index=index)
 
