@@ -1,0 +1,324 @@
+"""Motion generator: schedule and DDIM against diffusers, the transformer's conditions, CFG,
+window-by-window generation, and training that fits (sines, then the world's own motion)."""
+
+import math
+
+import lightning as L
+import pytest
+import torch
+from diffusers import DDIMScheduler
+from torch import nn
+from torch.testing import assert_close
+from torch.utils.data import DataLoader
+
+import vasa_lib.motion.generate as gen
+from vasa_lib.motion.baseline import RegressionBaseline
+from vasa_lib.motion.data import MotionWindows, motion_stats
+from vasa_lib.motion.generate import Controls, generate
+from vasa_lib.motion.guidance import DROP_PROBS, guided_x0, sample_drop
+from vasa_lib.motion.lit import LitMotion, diffusion_loss, regression_loss, split_batch
+from vasa_lib.motion.sampler import ddim_sample, ddim_step, ddim_timesteps
+from vasa_lib.motion.schedule import NoiseSchedule
+from vasa_lib.motion.transformer import CONDITIONS, MotionConditions, MotionConfig, MotionTransformer
+from vasa_lib.world.clips import make_clip
+
+D, CA, W, K = 5, 6, 8, 3
+TINY = MotionConfig(motion_dim=D, audio_dim=CA, window=W, context=K, width=32, depth=2, heads=2)
+DIFFUSERS_KIND = {"cosine": "squaredcos_cap_v2", "linear": "linear"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and leave the other core alone)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def diffusers_ddim(kind: str, steps: int) -> DDIMScheduler:
+    s = DDIMScheduler(num_train_timesteps=1000, beta_schedule=DIFFUSERS_KIND[kind], prediction_type="sample",
+                      clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
+    s.set_timesteps(steps)
+    return s
+
+
+def randomized(model: nn.Module, seed: int = 0) -> nn.Module:
+    """The model with all weights random (adaLN-Zero starts with a zero output)."""
+    torch.manual_seed(seed)
+    for p in model.parameters():
+        nn.init.normal_(p, std=0.2)
+    return model.eval()
+
+
+def conditions(b: int = 3, k: int = K, seed: int = 1) -> MotionConditions:
+    g = torch.Generator().manual_seed(seed)
+    return MotionConditions(audio=torch.randn(b, W, CA, generator=g), gaze=torch.randn(b, 2, generator=g),
+                            distance=1 + 0.1 * torch.randn(b, 1, generator=g), emotion=torch.arange(b) % 5,
+                            prev_motion=torch.randn(b, k, D, generator=g) if k else None,
+                            prev_audio=torch.randn(b, k, CA, generator=g) if k else None)
+
+
+# --- schedule and sampler: reference tests against diffusers ---------------------------------------
+
+@pytest.mark.parametrize("kind", ["cosine", "linear"])
+def test_schedule_matches_diffusers(kind):
+    ref, ours = diffusers_ddim(kind, 50), NoiseSchedule(1000, kind)
+    assert_close(ours.betas, ref.betas)
+    assert_close(ours.alphas_cumprod, ref.alphas_cumprod)
+    x0, noise, t = torch.randn(4, W, D), torch.randn(4, W, D), torch.tensor([0, 10, 500, 999])
+    assert_close(ours.q_sample(x0, t, noise), ref.add_noise(x0, noise, t))
+
+
+@pytest.mark.parametrize("kind", ["cosine", "linear"])
+@pytest.mark.parametrize("eta", [0.0, 0.7])
+def test_ddim_step_matches_diffusers(kind, eta):
+    ref, ours = diffusers_ddim(kind, 50), NoiseSchedule(1000, kind)
+    assert ddim_timesteps(1000, 50) == ref.timesteps.tolist()
+    g = torch.Generator().manual_seed(0)
+    for t in [999, 519, 19]:                                      # a first, a middle and the last step
+        x_t, x0_hat, z = (torch.randn(2, W, D, generator=g) for _ in range(3))
+        expected = ref.step(x0_hat, t, x_t, eta=eta, variance_noise=z).prev_sample
+        assert_close(ddim_step(ours, x_t, x0_hat, t, t - 20, eta, z), expected)
+
+
+def test_ddim_sampling_loop_matches_diffusers():
+    ref, ours = diffusers_ddim("cosine", 10), NoiseSchedule()
+    denoise = lambda x, t: torch.tanh(0.8 * x) + 1e-4 * t[:, None, None]  # any deterministic "model"
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, W, D, generator=g)
+    for t in ref.timesteps:
+        x = ref.step(denoise(x, t.repeat(2)), t, x).prev_sample
+    assert_close(ddim_sample(denoise, (2, W, D), ours, 10, generator=torch.Generator().manual_seed(3)), x)
+
+
+def test_one_ddim_step_returns_the_x0_prediction():
+    target = torch.randn(2, W, D)
+    seen = []
+
+    def denoise(x, t):
+        seen.append(int(t[0]))
+        return target
+
+    assert_close(ddim_sample(denoise, (2, W, D), NoiseSchedule(), steps=1), target)
+    assert seen == [999]                                          # from pure noise, in one step
+
+
+def test_schedule_and_sampler_reject_bad_settings():
+    with pytest.raises(ValueError, match="schedule"):
+        NoiseSchedule(1000, "quadratic")
+    with pytest.raises(ValueError, match="steps"):
+        ddim_timesteps(1000, 0)
+
+
+# --- the transformer -----------------------------------------------------------------------------
+
+def test_shapes_gradients_and_zero_init():
+    model = MotionTransformer(TINY)
+    x, t, cond = torch.randn(3, W, D), torch.tensor([0, 500, 999]), conditions()
+    assert model(x, t, cond).abs().max() == 0                     # adaLN-Zero: starts at zero
+    model = randomized(model).train()
+    drop = {c: torch.tensor([True, False, False]) for c in CONDITIONS}   # the nulls get gradients too
+    model(x, t, cond, drop).square().mean().backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0] == []
+
+
+@pytest.mark.parametrize("name", CONDITIONS)
+def test_dropping_a_condition_changes_only_that_sample(name):
+    model = randomized(MotionTransformer(TINY))
+    x, t, cond = torch.randn(3, W, D), torch.tensor([3, 400, 900]), conditions()
+    with torch.no_grad():
+        full = model(x, t, cond)
+        dropped = model(x, t, cond, {name: torch.tensor([False, True, False])})
+    assert (dropped[1] - full[1]).abs().max() > 1e-3
+    assert_close(dropped[[0, 2]], full[[0, 2]])
+
+
+def test_no_previous_window_equals_dropping_it_and_emotion_weights_equal_indices():
+    model = randomized(MotionTransformer(TINY))
+    x, t, cond = torch.randn(3, W, D), torch.tensor([3, 400, 900]), conditions()
+    with torch.no_grad():
+        dropped = model(x, t, cond, {"previous": torch.ones(3, dtype=torch.bool)})
+        first = model(x, t, MotionConditions(cond.audio, cond.gaze, cond.distance, cond.emotion))
+        assert_close(first, dropped)
+        one_hot = nn.functional.one_hot(cond.emotion, 5).float()
+        assert_close(model(x, t, MotionConditions(cond.audio, cond.gaze, cond.distance, one_hot,
+                                                  cond.prev_motion, cond.prev_audio)), model(x, t, cond))
+
+
+def test_shorter_windows_and_bad_inputs():
+    model = randomized(MotionTransformer(TINY))
+    cond = conditions(k=2)
+    assert model(torch.randn(3, W, D), torch.zeros(3, dtype=torch.long), cond).shape == (3, W, D)
+    with pytest.raises(ValueError, match="x_t must be"):
+        model(torch.randn(3, W, D + 1), torch.zeros(3, dtype=torch.long), cond)
+    with pytest.raises(ValueError, match="needs x_t and t"):
+        model(None, None, cond)
+    with pytest.raises(ValueError, match="unknown conditions"):
+        model(torch.randn(3, W, D), torch.zeros(3, dtype=torch.long), cond, {"pitch": torch.ones(3, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="audio must be"):
+        model(torch.randn(3, W, D), torch.zeros(3, dtype=torch.long),
+              MotionConditions(torch.randn(3, W + 1, CA), cond.gaze, cond.distance, cond.emotion))
+    with pytest.raises(ValueError, match="divisible"):
+        MotionConfig(width=30, heads=4)
+    assert MotionConfig.paper().width == 512 and MotionConfig.paper().depth == 8 and MotionConfig.paper().heads == 8
+
+
+# --- classifier-free guidance ------------------------------------------------------------------------
+
+def test_cfg_with_zero_scales_is_the_conditional_prediction():
+    model = randomized(MotionTransformer(TINY))
+    x, t, cond = torch.randn(3, W, D), torch.tensor([3, 400, 900]), conditions()
+    with torch.no_grad():
+        assert_close(guided_x0(model, x, t, cond, {"audio": 0.0, "gaze": 0.0}), model(x, t, cond))
+
+
+def test_cfg_combines_branches_as_in_the_paper_in_one_pass():
+    model = randomized(MotionTransformer(TINY))
+    x, t, cond = torch.randn(3, W, D), torch.tensor([3, 400, 900]), conditions()
+    scales = {"audio": 0.5, "gaze": 1.0, "previous": 0.3}
+    calls = []
+    model.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        guided = guided_x0(model, x, t, cond, scales)
+        assert len(calls) == 1
+        full = model(x, t, cond)
+        expected = (1 + sum(scales.values())) * full - sum(
+            s * model(x, t, cond, {c: torch.ones(3, dtype=torch.bool)}) for c, s in scales.items())
+    assert_close(guided, expected)
+
+
+def test_training_dropout_rates():
+    drop = sample_drop(20_000, generator=torch.Generator().manual_seed(0))
+    for name, p in DROP_PROBS.items():
+        assert abs(drop[name].float().mean().item() - p) < 0.015
+    assert (drop["audio"] & drop["gaze"]).float().mean() < 0.02   # independent: about 0.01
+
+
+# --- generation --------------------------------------------------------------------------------------
+
+def test_generate_slides_over_windows_and_is_deterministic(monkeypatch):
+    model = randomized(MotionTransformer(TINY))
+    model.set_motion_stats(torch.arange(D).float(), torch.full((D,), 0.5))
+    audio = torch.randn(28, CA)                                   # 3.5 windows of 8 frames
+    calls = []
+    window_fn = gen.generate_window
+
+    def recording(model, audio, controls, prev_motion=None, prev_audio=None, *args):
+        out = window_fn(model, audio, controls, prev_motion, prev_audio, *args)
+        calls.append((audio, prev_motion, prev_audio, out))
+        return out
+
+    monkeypatch.setattr(gen, "generate_window", recording)
+    controls = Controls(gaze=(0.1, -0.05), distance=1.1, emotion="happy")
+    motion = generate(model, audio, controls, steps=4, seed=7)
+    assert motion.shape == (28, D) and torch.isfinite(motion).all()
+    assert len(calls) == 4 and calls[0][1] is None                # the first window has no previous one
+    for (a, _, _, out), (_, prev_motion, prev_audio, _) in zip(calls, calls[1:]):
+        assert_close(prev_motion, out[:, -K:])                    # conditioned on the last K generated frames
+        assert_close(prev_audio, a[:, -K:])
+    assert_close(calls[-1][0][0, 4:], audio[-1:].expand(4, CA))    # last window padded with the last frame
+    assert_close(torch.cat([c[3][0] for c in calls])[:28], motion)
+    monkeypatch.undo()
+    assert_close(generate(model, audio, controls, steps=4, seed=7), motion)
+    assert not torch.allclose(generate(model, audio, controls, steps=4, seed=8), motion)
+    blend = Controls(emotion=[0, 0.5, 0, 0, 0.5])
+    assert generate(model, audio[:5], blend, steps=2, window=4, context=2).shape == (5, D)
+
+
+def test_generate_with_the_regression_baseline_and_bad_settings():
+    baseline = randomized(RegressionBaseline(TINY))
+    audio = torch.randn(20, CA)
+    assert_close(generate(baseline, audio, seed=0), generate(baseline, audio, seed=1))   # no randomness
+    with pytest.raises(ValueError, match="window"):
+        generate(baseline, audio, window=W + 1)
+    with pytest.raises(ValueError, match="unknown emotion"):
+        generate(baseline, audio, Controls(emotion="bored"))
+
+
+# --- training --------------------------------------------------------------------------------------
+
+def sine_windows(b: int = 8, length: int = K + W):
+    """Motion made of sines whose phase the audio features carry: one right answer per window."""
+    frames = torch.arange(length) / 25
+    angle = 2 * math.pi * 1.5 * frames[None] + torch.linspace(0, 2 * math.pi, b + 1)[:-1, None]   # (B, K+W)
+    return {"motion": torch.stack([(angle * (d + 1)).sin() for d in range(D)], -1),
+            "audio": torch.stack([angle.sin(), angle.cos()] + [torch.zeros_like(angle)] * (CA - 2), -1),
+            "gaze": torch.zeros(b, 2), "distance": torch.ones(b, 1), "emotion": torch.zeros(b, dtype=torch.long)}
+
+
+@pytest.mark.parametrize("diffusion", [True, False])
+def test_a_tiny_model_overfits_sine_motion(diffusion):
+    torch.manual_seed(0)
+    model = MotionTransformer(TINY) if diffusion else RegressionBaseline(TINY)
+    schedule = NoiseSchedule()
+    x0, cond = split_batch(model, sine_windows())
+
+    def loss(generator=None):
+        if diffusion:
+            return diffusion_loss(model, schedule, x0, cond, generator=generator)
+        return regression_loss(model, x0, cond, velocity_weight=1.0)
+
+    def evaluate():
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            return sum(loss(g).item() for _ in range(10)) / 10
+
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    before = evaluate()
+    for _ in range(300 if diffusion else 150):
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+    assert evaluate() < before / 10
+
+
+@pytest.fixture(scope="module")
+def world_windows():
+    clips = [make_clip(i, "train") for i in range(3)]
+    return MotionWindows(clips, length=4 + 8, windows_per_clip=32)
+
+
+def world_lit() -> LitMotion:
+    torch.manual_seed(0)
+    return LitMotion(model=dict(motion_dim=17, audio_dim=32, window=8, context=4, width=32, depth=2, heads=2),
+                     audio_encoder=dict(dim=32, layers=1, kernel_size=3), lr=5e-3, max_steps=200)
+
+
+def test_windows_of_world_clips(world_windows):
+    item = world_windows[5]
+    assert item["motion"].shape == (12, 17) and item["audio"].shape == (12, 320)
+    assert item["gaze"].shape == (2,) and item["distance"].shape == (1,) and item["emotion"].dtype == torch.long
+    mean, std = motion_stats(world_windows.motion)
+    assert mean.shape == std.shape == (17,)
+
+
+def test_training_on_the_worlds_motion_lowers_the_loss(world_windows):
+    """Ground-truth pose + dynamics (17 dims) stand in for the face model's latents; the mel
+    encoder trains jointly; conditions are dropped as in real training."""
+    lit = world_lit()
+    lit.model.set_motion_stats(*motion_stats(world_windows.motion))
+    fixed = next(iter(DataLoader(world_windows, batch_size=96)))
+
+    def evaluate():
+        torch.manual_seed(123)
+        with torch.no_grad():
+            return sum(lit.loss(fixed).item() for _ in range(5)) / 5
+
+    opt = torch.optim.AdamW(lit.parameters(), lr=5e-3)
+    before = evaluate()
+    for _ in range(25):                                           # 25 epochs of 6 batches
+        for batch in DataLoader(world_windows, batch_size=16, shuffle=True):
+            opt.zero_grad()
+            lit.loss(batch).backward()
+            opt.step()
+    assert evaluate() < before / 3
+
+
+def test_lightning_fit_runs(world_windows):
+    lit = world_lit()
+    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1)
+    trainer.fit(lit, DataLoader(world_windows, batch_size=8, shuffle=True), DataLoader(world_windows, batch_size=8))
+    assert trainer.global_step == 3
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])

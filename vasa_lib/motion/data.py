@@ -1,0 +1,60 @@
+"""Training windows for the motion generator from clips of the synthetic world (paper Sec. 3.2).
+
+Each item is K + W consecutive frames of one clip: motion (here the world's ground-truth pose
+and dynamics, 17 numbers per frame, a stand-in for the face model's latents), the log-mel
+stacks of the same frames, and the clip's controls. Windows are drawn at random positions each
+time (`fixed=True`: always the same ones, for validation); clips shorter than K + W frames are
+padded by repeating their last frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from vasa_lib.audio.mel import audio_frame_features
+from vasa_lib.world.clips import Clip
+from vasa_lib.world.params import EMOTIONS
+
+
+def clip_motion(clip: Clip) -> torch.Tensor:
+    """A clip's ground-truth motion [pose, dynamics]: (T, 17)."""
+    return torch.from_numpy(np.concatenate([clip.pose, clip.dynamics], axis=1)).float()
+
+
+def motion_stats(motions: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std (D,) over all frames of motions [(T_i, D)]."""
+    frames = torch.cat(list(motions))
+    return frames.mean(0), frames.std(0)
+
+
+class MotionWindows(Dataset):
+    """Windows of K + W frames: {"motion": (K+W, D), "audio": (K+W, 320), "gaze": (2,),
+    "distance": (1,), "emotion": ()}. `windows_per_clip` items per clip and epoch."""
+
+    def __init__(self, clips: Sequence[Clip], length: int, windows_per_clip: int = 8, fixed: bool = False):
+        self.length, self.windows_per_clip, self.fixed = length, windows_per_clip, fixed
+        self.motion = [clip_motion(c) for c in clips]
+        self.audio = [audio_frame_features(c.audio) for c in clips]
+        self.controls = [{"gaze": torch.tensor(c.gaze, dtype=torch.float32),
+                          "distance": torch.tensor([c.distance], dtype=torch.float32),
+                          "emotion": torch.tensor(EMOTIONS.index(c.emotion))} for c in clips]
+
+    def __len__(self) -> int:
+        return len(self.motion) * self.windows_per_clip
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        i = index // self.windows_per_clip
+        motion, audio = self.motion[i], self.audio[i]
+        spare = len(motion) - self.length
+        if spare < 0:   # repeat the last frame
+            motion, audio = (F.pad(x.T[None], (0, -spare), mode="replicate")[0].T for x in (motion, audio))
+            spare = 0
+        start = (int(np.random.default_rng(index).integers(0, spare + 1)) if self.fixed
+                 else int(torch.randint(0, spare + 1, ())))
+        return {"motion": motion[start: start + self.length], "audio": audio[start: start + self.length],
+                **self.controls[i]}
