@@ -1,0 +1,236 @@
+"""Evaluation of the face latent model (paper Sec. 3.1) on held-out TEST identities.
+
+    python -m vasa_lib.eval.face --json [--checkpoint PATH]
+
+prints one JSON object:
+- self_psnr, self_ssim: each test clip's first frame re-enacted with the motion (encoded from the
+  frames) of its other frames, against those frames;
+- cross_psnr: person A re-enacted with the pose and dynamics encoded from B's frame, against the
+  world's true render of A in B's pose and expression, render(identity_A, pose_B, dynamics_B);
+- id_similarity: identity-network cosine between the source and its cross re-enactments
+  (with id_similarity_true, the same for the true renders, and id_similarity_other_person,
+  between different people, as reference points);
+- pose_probe_r2, pose_leak_r2: a ridge probe of the true pose from z_pose and from z_dyn;
+  pose_direct_r2: z_pose itself (in world units) against the true pose, no probe;
+- mouth_probe_r2, blink_probe_r2: ridge probes of the true jaw_open and eyelid from z_dyn;
+- id_leak_acc: nearest-centroid identification of test people from z_dyn (id_leak_chance is
+  1 / number of people; id_from_identity_acc does the same from z_id, for comparison);
+- decode_fps_128: frames per second of the per-frame decoder (warp from the cached canonical
+  volume, projection, 2D generator), batched, on this machine's CPU.
+
+Probes are fit on latents of train-split people and scored on test-split people. Each image is
+a person rendered with one frame of motion drawn at random from the clips of the same split
+(the natural distribution of poses and expressions, independent of the person). Identification
+uses test people only (each person's images split into a fitting half and a scoring half); as
+each image has its own random clip frame, z_dyn cannot tell people apart by a clip's emotion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vasa_lib.face.checkpoint import load_checkpoint
+from vasa_lib.face.identity_net import IdentityNet, random_motion
+from vasa_lib.face.losses import psnr, ssim
+from vasa_lib.face.model import FaceModel
+from vasa_lib.world.clips import load_clip
+from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
+from vasa_lib.world.params import dyn_index
+from vasa_lib.world.renderer import render
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CHECKPOINT = REPO_ROOT / "assets" / "checkpoints" / "face.safetensors"
+DEFAULT_IDENTITY_NET = REPO_ROOT / "assets" / "checkpoints" / "identity_net.safetensors"
+
+
+def ridge_r2(x_fit: torch.Tensor, y_fit: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+             alpha: float = 1e-3) -> float:
+    """Closed-form ridge regression (standardised inputs, bias) fit on (N, D) -> (N, K), scored on
+    the test set: R^2 averaged over the K targets."""
+    mean, std = x_fit.mean(0), x_fit.std(0).clamp_min(1e-6)
+
+    def design(x: torch.Tensor) -> torch.Tensor:
+        return F.pad((x - mean) / std, (0, 1), value=1.0).double()
+
+    a, b = design(x_fit), y_fit.double()
+    w = torch.linalg.solve(a.T @ a + alpha * len(a) * torch.eye(a.shape[1], dtype=a.dtype), a.T @ b)
+    pred = design(x_test) @ w
+    y = y_test.double()
+    r2 = 1 - ((pred - y) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0).clamp_min(1e-12)
+    return float(r2.mean())
+
+
+def r2_score(pred: torch.Tensor, true: torch.Tensor) -> float:
+    """R^2 of predictions (N, K) against the truth, averaged over the K columns."""
+    return float((1 - ((pred - true) ** 2).sum(0) / ((true - true.mean(0)) ** 2).sum(0).clamp_min(1e-12)).mean())
+
+
+def centroid_accuracy(x: torch.Tensor, labels: torch.Tensor, fit: torch.Tensor) -> float:
+    """Nearest-centroid classification: centroids (standardised) from rows where `fit`, accuracy on the rest."""
+    mean, std = x[fit].mean(0), x[fit].std(0).clamp_min(1e-6)
+    z = (x - mean) / std
+    classes = labels.unique()
+    centres = torch.stack([z[fit & (labels == c)].mean(0) for c in classes])
+    pred = classes[torch.cdist(z[~fit], centres).argmin(1)]
+    return float((pred == labels[~fit]).float().mean())
+
+
+def batched(fn, *tensors: torch.Tensor, batch: int = 32):
+    """Apply fn to matching slices of tensors and concatenate the results (tensor or tuple of tensors)."""
+    outs = [fn(*(t[i:i + batch] for t in tensors)) for i in range(0, len(tensors[0]), batch)]
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat(parts) for parts in zip(*outs))
+    return torch.cat(outs)
+
+
+@torch.inference_mode()
+def reenactment_metrics(model: FaceModel, idnet: IdentityNet, n_clips: int, n_frames: int, size: int,
+                        cache_dir: str | None) -> dict[str, float]:
+    """self_psnr / self_ssim / cross_psnr / id_similarity on test clips (see the module docstring)."""
+    clips = [load_clip(i, "test", cache_dir) for i in range(n_clips)]
+    self_psnr, self_ssim, cross_psnr, id_sim, id_true, id_other = [], [], [], [], [], []
+    for a, clip in enumerate(clips):
+        other = clips[(a + 1) % n_clips]
+        pick = np.linspace(1, clip.n_frames - 1, n_frames).astype(int)
+        pose, dyn = torch.from_numpy(clip.pose), torch.from_numpy(clip.dynamics)
+        identity = clip.identity.expand(n_frames, -1)
+        source = render(clip.identity[None], pose[:1], dyn[:1], size=size)
+        drivers = render(identity, pose[pick], dyn[pick], size=size)
+        latent = model.encode(source)
+        canonical = model.canonical(latent)
+        ident = latent.identity.expand(n_frames, -1)
+        can = canonical.expand(n_frames, *canonical.shape[1:])
+        d_pose, d_dyn = model.encode_motion(drivers)
+        out = model.render(can, ident, d_pose, d_dyn)
+        self_psnr.append(psnr(out, drivers))
+        self_ssim.append(ssim(out, drivers))
+        # cross: A (this clip's person) with B's (the next clip's) motion
+        o_pick = np.linspace(0, other.n_frames - 1, n_frames).astype(int)
+        o_pose, o_dyn = torch.from_numpy(other.pose[o_pick]), torch.from_numpy(other.dynamics[o_pick])
+        b_frames = render(other.identity.expand(n_frames, -1), o_pose, o_dyn, size=size)
+        truth = render(identity, o_pose, o_dyn, size=size)
+        c_pose, c_dyn = model.encode_motion(b_frames)
+        crossed = model.render(can, ident, c_pose, c_dyn)
+        cross_psnr.append(psnr(crossed, truth))
+        e_src, e_cross, e_true, e_other = idnet(source), idnet(crossed), idnet(truth), idnet(b_frames)
+        id_sim.append(e_cross @ e_src[0])
+        id_true.append(e_true @ e_src[0])
+        id_other.append(e_other @ e_src[0])
+    mean = lambda xs: float(torch.cat(xs).mean())  # noqa: E731
+    return {"self_psnr": mean(self_psnr), "self_ssim": mean(self_ssim), "cross_psnr": mean(cross_psnr),
+            "id_similarity": mean(id_sim), "id_similarity_true": mean(id_true),
+            "id_similarity_other_person": mean(id_other)}
+
+
+def natural_motion(split: str, n: int, n_clips: int, seed: int, cache_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n frames of motion (pose (n, 6), dynamics (n, 11)) drawn at random from the first n_clips
+    clips of a split: the motion the face model sees in training, whoever the person."""
+    clips = [load_clip(i, split, cache_dir) for i in range(n_clips)]
+    pose = torch.from_numpy(np.concatenate([c.pose for c in clips]))
+    dyn = torch.from_numpy(np.concatenate([c.dynamics for c in clips]))
+    pick = torch.randint(0, len(pose), (n,), generator=torch.Generator().manual_seed(seed))
+    return pose[pick], dyn[pick]
+
+
+@torch.inference_mode()
+def latents_of_renders(model: FaceModel, ids: list[int], pose: torch.Tensor, dyn: torch.Tensor, size: int):
+    """Render person ids[k // per_id] with motion k (per_id = len(pose) // len(ids)) and encode:
+    (z_pose, z_dyn, z_id, labels)."""
+    labels = torch.tensor(ids).repeat_interleave(len(pose) // len(ids))
+    images = batched(lambda p, d, i: render(identity_from_id(i.tolist()), p, d, size=size), pose, dyn, labels)
+    z_pose, z_dyn, z_id = batched(lambda x: (*model.encode_motion(x), model.appearance(x)[1]), images)
+    return z_pose, z_dyn, z_id, labels
+
+
+def probe_metrics(model: FaceModel, n_train_ids: int, n_test_ids: int, per_id: int, size: int,
+                  cache_dir: str | None) -> dict[str, float]:
+    """Linear probes and identity leakage (see the module docstring)."""
+    train_ids = list(IDENTITY_SPLITS["train"])[:n_train_ids]
+    test_ids = list(IDENTITY_SPLITS["test"])[:n_test_ids]
+    p_fit, d_fit = natural_motion("train", n_train_ids * per_id, 100, seed=1, cache_dir=cache_dir)
+    p_test, d_test = natural_motion("test", n_test_ids * per_id, 40, seed=2, cache_dir=cache_dir)
+    zp_fit, zd_fit, _, _ = latents_of_renders(model, train_ids, p_fit, d_fit, size)
+    zp_test, zd_test, zi_test, labels = latents_of_renders(model, test_ids, p_test, d_test, size)
+    mouth, blink = dyn_index("jaw_open"), dyn_index("eyelid")
+    fit_half = (torch.arange(len(labels)) % per_id) < per_id // 2
+    return {
+        "pose_probe_r2": ridge_r2(zp_fit, p_fit, zp_test, p_test),
+        "pose_direct_r2": r2_score(zp_test, p_test),
+        "pose_leak_r2": ridge_r2(zd_fit, p_fit, zd_test, p_test),
+        "mouth_probe_r2": ridge_r2(zd_fit, d_fit[:, [mouth]], zd_test, d_test[:, [mouth]]),
+        "blink_probe_r2": ridge_r2(zd_fit, d_fit[:, [blink]], zd_test, d_test[:, [blink]]),
+        "dynamics_probe_r2": ridge_r2(zd_fit, d_fit, zd_test, d_test),
+        "id_leak_acc": centroid_accuracy(zd_test, labels, fit_half),
+        "id_from_identity_acc": centroid_accuracy(zi_test, labels, fit_half),
+        "id_leak_chance": 1 / n_test_ids,
+    }
+
+
+@torch.inference_mode()
+def decode_fps(model: FaceModel, batch: int = 16, repeats: int = 5) -> float:
+    """Frames per second of the per-frame decoder at the model's size (cached canonical volume)."""
+    size = model.config.size
+    latent = model.encode(torch.rand(1, 3, size, size))
+    canonical = model.canonical(latent).expand(batch, -1, -1, -1, -1)
+    identity = latent.identity.expand(batch, -1)
+    pose, _ = random_motion(batch)
+    dyn = torch.randn(batch, model.config.dyn_dim)
+    model.render(canonical, identity, pose, dyn)  # warm up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        model.render(canonical, identity, pose, dyn)
+    return batch * repeats / (time.perf_counter() - start)
+
+
+def evaluate(checkpoint: str | Path = DEFAULT_CHECKPOINT, identity_net: str | Path = DEFAULT_IDENTITY_NET,
+             n_clips: int = 40, n_frames: int = 8, n_train_ids: int = 200, n_test_ids: int = 50, per_id: int = 6,
+             cache_dir: str | None = None) -> dict[str, float]:
+    """All metrics of the module docstring as a dict."""
+    torch.manual_seed(0)
+    model = load_checkpoint(checkpoint, FaceModel)
+    idnet = load_checkpoint(identity_net, IdentityNet)
+    size = model.config.size
+    start = time.perf_counter()
+    results = {"checkpoint": str(checkpoint), "n_test_clips": n_clips}
+    results.update(reenactment_metrics(model, idnet, n_clips, n_frames, size, cache_dir))
+    results.update(probe_metrics(model, n_train_ids, n_test_ids, per_id, size, cache_dir))
+    results[f"decode_fps_{size}"] = decode_fps(model)
+    results["threads"] = torch.get_num_threads()
+    results["eval_seconds"] = time.perf_counter() - start
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vasa_lib.eval.face", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--identity-net", default=str(DEFAULT_IDENTITY_NET))
+    parser.add_argument("--clips", type=int, default=40, help="test clips for the re-enactment metrics")
+    parser.add_argument("--cache-dir", default=None, help="where clips are cached (default: made on the fly)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--write-card", action="store_true",
+                        help="also add the results to the checkpoint's card (.md beside it)")
+    args = parser.parse_args(argv)
+    results = evaluate(args.checkpoint, args.identity_net, n_clips=args.clips, cache_dir=args.cache_dir)
+    if args.write_card:
+        card = Path(args.checkpoint).with_suffix(".md")
+        command = "python -m vasa_lib.eval.face " + " ".join(argv if argv is not None else sys.argv[1:])
+        text = card.read_text() if card.exists() else ""
+        text = text.split("\n## Evaluation")[0].rstrip() + "\n\n## Evaluation (held-out test identities)\n\n"
+        card.write_text(text + f"Command: `{command}`\n\n```json\n{json.dumps(results, indent=2)}\n```\n")
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for k, v in results.items():
+            print(f"{k:28s} {v}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The face decoder (paper Sec. 3.1, after MegaPortraits): canonical 3D network, projection of
+the warped volume to a 2D feature map, and the 2D generator that paints the image.
+
+    canonical volume (B, C, D, h, w) --warp to driving pose and dynamics--> (B, C, D, h, w)
+    --projection: "b c d h w -> b (c d) h w" + 1x1 conv--> (B, F, h, w)
+    --2D generator: residual blocks modulated by z_id, two x2 upsamplings--> (B, 3, 4h, 4w)
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from vasa_lib.face.layers import ResBlock2d, ResBlock3d, norm
+
+
+class CanonicalNet(nn.Module):
+    """3D residual network applied in canonical space: (B, C, D, H, W) -> same shape."""
+
+    def __init__(self, channels: int, blocks: int):
+        super().__init__()
+        self.blocks = nn.Sequential(*[ResBlock3d(channels) for _ in range(blocks)])
+
+    def forward(self, volume: torch.Tensor) -> torch.Tensor:
+        return self.blocks(volume)
+
+
+class Projection(nn.Module):
+    """Fold depth into channels and mix with a 1x1 convolution: (B, C, D, H, W) -> (B, F, H, W)."""
+
+    def __init__(self, channels: int, depth: int, features: int):
+        super().__init__()
+        self.mix = nn.Conv2d(channels * depth, features, 1)
+
+    def forward(self, volume: torch.Tensor) -> torch.Tensor:
+        return self.mix(rearrange(volume, "b c d h w -> b (c d) h w"))
+
+
+class Generator2d(nn.Module):
+    """2D generator: features (B, F, h, w) and z_id (B, id_dim) -> image (B, 3, 4h, 4w) in [0, 1].
+
+    `blocks` FiLM-modulated residual blocks at h x w; nearest x2 upsampling and a residual block
+    with F/2 channels at 2h x 2w; a 3x3 convolution to 3 x 2 x 2 channels and a pixel shuffle
+    to the full resolution (cheap on a CPU: no convolution runs at 4h x 4w).
+    """
+
+    def __init__(self, features: int, id_dim: int, blocks: int = 2):
+        super().__init__()
+        f = features
+        self.blocks = nn.ModuleList([ResBlock2d(f, f, id_dim) for _ in range(blocks)])
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        self.up = ResBlock2d(f, f // 2, id_dim)
+        self.to_rgb = nn.Sequential(norm(f // 2), nn.SiLU(), nn.Conv2d(f // 2, 3 * 4, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, identity)
+        x = self.up(self.upsample(x), identity)
+        rgb = rearrange(self.to_rgb(x), "b (c i j) h w -> b c (h i) (w j)", i=2, j=2)
+        return torch.sigmoid(rgb)

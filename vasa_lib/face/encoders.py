@@ -1,0 +1,74 @@
+"""Encoders of the face latent space (paper Sec. 3.1, after MegaPortraits).
+
+From one image (B, 3, 128, 128):
+- `AppearanceEncoder`: the 3D appearance volume V_app (B, C, D, H/4, W/4) and the identity code
+  z_id (B, id_dim);
+- `MotionEncoder`: the head pose z_pose (B, 6: yaw, pitch, roll, tx, ty, distance, in the world's
+  units and inside the world's ranges) and the facial dynamics code z_dyn (B, dyn_dim).
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from vasa_lib.face.layers import ResBlock2d, down2d, norm
+from vasa_lib.world.params import POSE_LIMITS
+
+
+class AppearanceEncoder(nn.Module):
+    """Image (B, 3, H, W) -> V_app (B, C, D, H/4, W/4) and z_id (B, id_dim).
+
+    Two strided convolutions and residual blocks at H/4, then a 1x1 convolution to C*D channels
+    lifted to a volume ("b (c d) h w -> b c d h w").
+    """
+
+    def __init__(self, width: int, volume_channels: int, volume_depth: int, id_dim: int, blocks: int = 2):
+        super().__init__()
+        self.c, self.d = volume_channels, volume_depth
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width // 4, 3, padding=1), nn.SiLU(),
+            down2d(width // 4, width // 2), nn.SiLU(),
+            down2d(width // 2, width),
+        )
+        self.blocks = nn.ModuleList([ResBlock2d(width, width) for _ in range(blocks)])
+        self.to_volume = nn.Sequential(norm(width), nn.SiLU(), nn.Conv2d(width, volume_channels * volume_depth, 1))
+        self.to_identity = nn.Linear(width, id_dim)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.stem(image)
+        for block in self.blocks:
+            x = block(x)
+        volume = rearrange(self.to_volume(x), "b (c d) h w -> b c d h w", c=self.c, d=self.d)
+        return volume, self.to_identity(x.mean(dim=(2, 3)))
+
+
+class MotionEncoder(nn.Module):
+    """Image (B, 3, H, W) -> pose (B, 6) in world units and dynamics z_dyn (B, dyn_dim).
+
+    A strided CNN down to H/16, global average pooling, then two heads. The pose head ends in a
+    sigmoid scaled to the world's pose ranges (`POSE_LIMITS`), so z_pose is explicit and can
+    drive the rigid warp directly; z_dyn is free (learned without labels).
+    """
+
+    def __init__(self, width: int, dyn_dim: int):
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv2d(3, w // 4, 3, padding=1), nn.SiLU(),
+            down2d(w // 4, w // 4), ResBlock2d(w // 4, w // 2),   # H/2
+            down2d(w // 2, w // 2), ResBlock2d(w // 2, w // 2),   # H/4
+            down2d(w // 2, w), ResBlock2d(w, w),                  # H/8
+            down2d(w, 2 * w), ResBlock2d(2 * w, 2 * w),           # H/16
+            norm(2 * w), nn.SiLU(),
+        )
+        self.pose_head = nn.Sequential(nn.Linear(2 * w, w), nn.SiLU(), nn.Linear(w, 6))
+        self.dyn_head = nn.Sequential(nn.Linear(2 * w, w), nn.SiLU(), nn.Linear(w, dyn_dim))
+        self.register_buffer("pose_low", POSE_LIMITS[:, 0].clone(), persistent=False)
+        self.register_buffer("pose_high", POSE_LIMITS[:, 1].clone(), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(image).mean(dim=(2, 3))
+        pose = self.pose_low + (self.pose_high - self.pose_low) * torch.sigmoid(self.pose_head(h))
+        return pose, self.dyn_head(h)

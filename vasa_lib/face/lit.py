@@ -1,0 +1,103 @@
+"""Lightning module for training the face latent model (paper Sec. 3.1).
+
+Each batch holds two frames i, j of B clips. One step, all self-supervised except the pose:
+- encode both frames; warp each appearance volume to canonical space;
+- re-enactment: frame i's appearance with frame j's pose and dynamics must give frame j (and
+  the other way round): L1 + SSIM;
+- pose: the pose encoder regresses the world's pose labels (MegaPortraits pre-trains its pose
+  estimator the same way); the warps use the pose detached, so the reconstruction cannot pull
+  z_pose away from the world's units (the pose head learns from the labels only); the dynamics
+  code gets no labels;
+- l_consist: decode(app_j, pose_i, dyn_j) must equal decode(app_i, pose_i, dyn_j);
+- l_cross_id: frame i re-enacted with the next clip's (another person's) pose and dynamics must
+  keep frame i's identity embedding (a frozen `IdentityNet`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from vasa_lib.face.checkpoint import load_checkpoint
+from vasa_lib.face.identity_net import IdentityNet
+from vasa_lib.face.losses import consistency_loss, cross_identity_loss, pose_loss, psnr, reconstruction_loss
+from vasa_lib.face.model import FaceConfig, FaceModel
+
+
+@dataclass
+class FaceLossConfig:
+    """Loss weights; `consist_pairs` / `cross_pairs` are how many clips of a batch get the extra
+    decodes of l_consist / l_cross_id (each decode costs as much as a re-enactment)."""
+
+    ssim: float = 0.5
+    pose: float = 1.0
+    consist: float = 1.0
+    cross_id: float = 0.1
+    consist_pairs: int = 4
+    cross_pairs: int = 4
+
+
+class LitFace(L.LightningModule):
+    """Trains a FaceModel on batches of WorldDataModule(frames=2)."""
+
+    def __init__(self, model: dict | None = None, loss: dict | None = None, lr: float = 1e-3,
+                 weight_decay: float = 1e-4, max_steps: int = 10_000, identity_net: str | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = FaceModel(FaceConfig(**(model or {})))
+        self.loss_config = FaceLossConfig(**(loss or {}))
+        self.identity_net: IdentityNet | None = None
+        if self.loss_config.cross_id > 0:
+            if not identity_net or not Path(identity_net).exists():
+                raise ValueError(f"cross_id > 0 needs a trained identity network checkpoint, got {identity_net!r} "
+                                 "(train it with `python -m vasa_lib.train identity`)")
+            self.identity_net = load_checkpoint(identity_net, IdentityNet).requires_grad_(False)
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """All loss terms of one batch (frames (B, 2, 3, H, W), pose (B, 2, 6))."""
+        c, m = self.loss_config, self.model
+        frames = batch["frames"]
+        b = frames.shape[0]
+        images = torch.cat([frames[:, 0], frames[:, 1]])               # (2B, 3, H, W): all i, then all j
+        latent = m.encode(images)
+        pose = latent.pose                                              # learns from the labels only,
+        latent = replace(latent, pose=pose.detach())                    # as MegaPortraits' frozen pose net
+        canonical = m.canonical(latent)
+        partner = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(frames.device)
+        reenacted = m.render(canonical, latent.identity, latent.pose[partner], latent.dynamics[partner])
+        out = {"recon": reconstruction_loss(reenacted, images[partner], c.ssim),
+               "pose": pose_loss(pose, torch.cat([batch["pose"][:, 0], batch["pose"][:, 1]]))}
+        with torch.no_grad():
+            out["psnr"] = psnr(reenacted, images[partner]).mean()
+        if c.consist > 0:
+            i = torch.arange(min(c.consist_pairs, b), device=frames.device)
+            j = i + b
+            a = m.render(canonical[j], latent.identity[j], latent.pose[i], latent.dynamics[j])
+            bb = m.render(canonical[i], latent.identity[i], latent.pose[i], latent.dynamics[j])
+            out["consist"] = consistency_loss(a, bb)
+        if self.identity_net is not None:
+            i = torch.arange(min(c.cross_pairs, b), device=frames.device)
+            other = (i + 1) % b + b                                      # frame j of the next clip
+            crossed = m.render(canonical[i], latent.identity[i], latent.pose[other], latent.dynamics[other])
+            with torch.no_grad():
+                source_embedding = self.identity_net(images[i])
+            out["cross_id"] = cross_identity_loss(source_embedding, self.identity_net(crossed))
+        out["loss"] = out["recon"] + c.pose * out["pose"] + sum(
+            getattr(c, k) * out[k] for k in ("consist", "cross_id") if k in out)
+        return out
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self.losses(batch)
+        self.log_dict({f"train/{k}": v.detach() for k, v in out.items()}, batch_size=batch["frames"].shape[0])
+        return out["loss"]
+
+    def configure_optimizers(self):
+        h = self.hparams
+        opt = torch.optim.AdamW(self.model.parameters(), lr=h.lr, weight_decay=h.weight_decay, betas=(0.9, 0.99))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=h.lr, total_steps=h.max_steps, pct_start=0.03,
+                                                    anneal_strategy="cos", final_div_factor=20)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+

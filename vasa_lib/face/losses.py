@@ -1,0 +1,72 @@
+"""Losses of the face model (paper Sec. 3.1): reconstruction (L1 + SSIM), VASA-1's consistency
+loss l_consist and cross-identity loss l_cross_id, and the pose supervision of the pose encoder.
+
+No ImageNet/VGG weights are available: the structural term is SSIM, and the face-recognition
+network of l_cross_id is the project's own `IdentityNet`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from vasa_lib.world.params import POSE_LIMITS
+
+
+def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Structural similarity per image: x, y (B, C, H, W) in [0, 1] -> (B,) (Wang et al. 2004,
+    Gaussian window, valid region only)."""
+    g = _gaussian_window(window, sigma, x)
+    c = x.shape[1]
+    kx = g.view(1, 1, 1, -1).expand(c, 1, 1, window)
+    ky = g.view(1, 1, -1, 1).expand(c, 1, window, 1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(t, kx, groups=c), ky, groups=c)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image in dB: x, y (B, C, H, W) in [0, 1] -> (B,)."""
+    mse = ((x - y) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    return -10 * torch.log10(mse)
+
+
+def reconstruction_loss(x: torch.Tensor, y: torch.Tensor, ssim_weight: float = 0.5) -> torch.Tensor:
+    """L1 at full and half resolution plus ssim_weight * (1 - SSIM): a scalar."""
+    l1 = (x - y).abs().mean() + (F.avg_pool2d(x, 2) - F.avg_pool2d(y, 2)).abs().mean()
+    return l1 + ssim_weight * (1 - ssim(x, y)).mean()
+
+
+def normalize_pose(pose: torch.Tensor) -> torch.Tensor:
+    """Pose (..., 6) in world units -> each parameter mapped from its range to [-1, 1]."""
+    limits = POSE_LIMITS.to(pose)
+    return 2 * (pose - limits[:, 0]) / (limits[:, 1] - limits[:, 0]) - 1
+
+
+def pose_loss(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the pose (B, 6) on the normalised scale (pose encoder pre-training)."""
+    return F.mse_loss(normalize_pose(predicted), normalize_pose(true))
+
+
+def consistency_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """l_consist (VASA-1 Sec. 3.1): L1 between decode(app_j, pose_i, dyn_j) (a) and
+    decode(app_i, pose_i, dyn_j) (b), images (B, 3, H, W)."""
+    return (a - b).abs().mean()
+
+
+def cross_identity_loss(source_embedding: torch.Tensor, reenacted_embedding: torch.Tensor) -> torch.Tensor:
+    """l_cross_id (VASA-1 Sec. 3.1): 1 - cosine similarity of face-recognition embeddings (B, E)
+    of the source and of the source re-enacted with another person's motion."""
+    return 1 - F.cosine_similarity(source_embedding, reenacted_embedding, dim=-1).mean()

@@ -1,0 +1,125 @@
+"""The face latent model of VASA-1 (paper Sec. 3.1), after MegaPortraits.
+
+An image is encoded once into an appearance volume V_app, an identity code z_id, a head pose
+z_pose and a dynamics code z_dyn. Decoding warps V_app from the source's pose and dynamics
+to canonical space, refines it with a 3D network, warps it to the driving pose and dynamics,
+projects it to 2D and paints the image:
+
+    latent = model.encode(portrait)                          # once per portrait
+    canonical = model.canonical(latent)                      # once per portrait, cacheable
+    frame = model.render(canonical, latent.identity, pose, dynamics)   # per frame
+
+`model.decode(latent, pose, dynamics)` does the last two steps; `model.reenact(source, driver)`
+gives the source person with the driver's pose and dynamics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from vasa_lib.face.decoder import CanonicalNet, Generator2d, Projection
+from vasa_lib.face.encoders import AppearanceEncoder, MotionEncoder
+from vasa_lib.face.warping import WarpGenerator, warp_from_canonical, warp_to_canonical
+
+
+@dataclass
+class FaceConfig:
+    """Sizes of the face model. The volume is (volume_channels, volume_depth, size/4, size/4)."""
+
+    size: int = 128
+    app_width: int = 64          # appearance encoder channels at size/4
+    app_blocks: int = 2
+    volume_channels: int = 16
+    volume_depth: int = 8
+    canonical_blocks: int = 2
+    motion_width: int = 64       # motion encoder channels at size/8 (2x at size/16)
+    id_dim: int = 64
+    dyn_dim: int = 32
+    warp_channels: int = 32
+    max_flow: float = 0.25
+    features: int = 128          # 2D generator channels at size/4
+    generator_blocks: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FaceLatent:
+    """The latent of a batch of images: app_volume (B, C, D, H/4, W/4), identity (B, id_dim),
+    pose (B, 6) in world units, dynamics (B, dyn_dim)."""
+
+    app_volume: torch.Tensor
+    identity: torch.Tensor
+    pose: torch.Tensor
+    dynamics: torch.Tensor
+
+    @property
+    def motion(self) -> torch.Tensor:
+        """[z_pose, z_dyn]: (B, 6 + dyn_dim), the vector the motion generator produces."""
+        return torch.cat([self.pose, self.dynamics], dim=-1)
+
+
+class FaceModel(nn.Module):
+    """Encoders, warping generators and decoder of the face latent space (Sec. 3.1)."""
+
+    config_class = FaceConfig
+
+    def __init__(self, config: FaceConfig | None = None):
+        super().__init__()
+        self.config = c = config or FaceConfig()
+        if c.size % 16:
+            raise ValueError(f"image size must be a multiple of 16, got {c.size}")
+        self.appearance = AppearanceEncoder(c.app_width, c.volume_channels, c.volume_depth, c.id_dim, c.app_blocks)
+        self.motion_encoder = MotionEncoder(c.motion_width, c.dyn_dim)
+        self.warp_to_canonical = WarpGenerator(c.dyn_dim, c.volume_depth, c.warp_channels, c.max_flow)
+        self.warp_from_canonical = WarpGenerator(c.dyn_dim, c.volume_depth, c.warp_channels, c.max_flow)
+        self.canonical_net = CanonicalNet(c.volume_channels, c.canonical_blocks)
+        self.projection = Projection(c.volume_channels, c.volume_depth, c.features)
+        self.generator = Generator2d(c.features, c.id_dim, c.generator_blocks)
+
+    def _check_image(self, image: torch.Tensor) -> None:
+        s = self.config.size
+        if image.ndim != 4 or image.shape[1:] != (3, s, s):
+            raise ValueError(f"images must have shape (B, 3, {s}, {s}), got {tuple(image.shape)}")
+
+    def encode(self, image: torch.Tensor) -> FaceLatent:
+        """Image (B, 3, H, W) in [0, 1] -> FaceLatent."""
+        self._check_image(image)
+        app_volume, identity = self.appearance(image)
+        pose, dynamics = self.motion_encoder(image)
+        return FaceLatent(app_volume, identity, pose, dynamics)
+
+    def encode_motion(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Only the motion: image (B, 3, H, W) -> pose (B, 6), dynamics (B, dyn_dim)."""
+        self._check_image(image)
+        return self.motion_encoder(image)
+
+    def canonical(self, latent: FaceLatent) -> torch.Tensor:
+        """Source -> canonical warp and the canonical 3D network: (B, C, D, h, w)."""
+        flow = self.warp_to_canonical(latent.dynamics)
+        return self.canonical_net(warp_to_canonical(latent.app_volume, latent.pose, flow))
+
+    def render(self, canonical: torch.Tensor, identity: torch.Tensor, pose: torch.Tensor,
+               dynamics: torch.Tensor) -> torch.Tensor:
+        """Canonical volume (B, C, D, h, w), z_id (B, id_dim), driving pose (B, 6) and dynamics
+        (B, dyn_dim) -> image (B, 3, H, W) in [0, 1]."""
+        flow = self.warp_from_canonical(dynamics)
+        volume = warp_from_canonical(canonical, pose, flow)
+        return self.generator(self.projection(volume), identity)
+
+    def decode(self, latent: FaceLatent, pose: torch.Tensor, dynamics: torch.Tensor) -> torch.Tensor:
+        """The latent's person and appearance with another pose (B, 6) and dynamics (B, dyn_dim):
+        image (B, 3, H, W)."""
+        return self.render(self.canonical(latent), latent.identity, pose, dynamics)
+
+    def reenact(self, source: torch.Tensor, driver: torch.Tensor) -> torch.Tensor:
+        """The source image's person (B, 3, H, W) with the driver image's pose and dynamics."""
+        pose, dynamics = self.encode_motion(driver)
+        return self.decode(self.encode(source), pose, dynamics)
+
+    def forward(self, source: torch.Tensor, driver: torch.Tensor) -> torch.Tensor:
+        return self.reenact(source, driver)

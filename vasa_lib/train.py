@@ -1,0 +1,205 @@
+"""Command-line training for the models of the course.
+
+    python -m vasa_lib.train identity --config configs/identity_net.toml
+    python -m vasa_lib.train face --config configs/face_fast.toml
+
+Configs are TOML files (read with tomllib) with a [model] table (the model's config), a [data]
+table, a [train] table and, for the face model, a [loss] table. Training saves a safetensors
+checkpoint (config stored inside and in a .json beside it) every few minutes, so a killed run
+still leaves a usable model, and a card (.md) beside it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from vasa_lib.face.checkpoint import check_state, read_checkpoint, save_checkpoint
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A TOML config as a dict of tables."""
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def _repo_path(path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
+def _cache_dir(data: dict[str, Any]) -> Path:
+    return Path(data.get("cache_dir") or os.environ.get("VASA_DATA_DIR") or Path.home() / ".cache" / "vasa_lib")
+
+
+class PeriodicCheckpoint(L.Callback):
+    """Save the face model every `every_minutes` of training and at the end; print losses every
+    `log_every` steps (for logs of runs in the background)."""
+
+    def __init__(self, path: Path, every_minutes: float, log_every: int, info: dict[str, Any]):
+        self.path, self.every_s, self.log_every, self.info = path, 60 * every_minutes, log_every, info
+        self.start = self.last_save = time.monotonic()
+
+    def save(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        info = {**self.info, "step": trainer.global_step, "train_seconds": round(time.monotonic() - self.start, 1),
+                "last_losses": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()}}
+        save_checkpoint(module.model, self.path, info)
+        self.last_save = time.monotonic()
+        print(f"saved {self.path} at step {trainer.global_step}", flush=True)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.log_every and step % self.log_every == 0:
+            metrics = " ".join(f"{k.split('/')[-1]} {float(v):.4f}" for k, v in trainer.callback_metrics.items()
+                               if k.startswith("train/"))
+            rate = step / max(time.monotonic() - self.start, 1e-9)
+            print(f"step {step} {metrics} | {rate:.2f} steps/s {time.monotonic() - self.start:.0f}s", flush=True)
+        if time.monotonic() - self.last_save > self.every_s:
+            self.save(trainer, module)
+
+    def on_train_end(self, trainer, module) -> None:
+        self.save(trainer, module)
+
+
+def write_card(path: Path, title: str, config_path: str, command: str, info: dict[str, Any]) -> Path:
+    """A short model card (.md) beside a checkpoint: what, how it was trained, how long, results."""
+    card = path.with_suffix(".md")
+    lines = [f"# {title}", "", f"Checkpoint: `{path.name}` (safetensors; config in its metadata and in "
+             f"`{path.with_suffix('.json').name}`).", "", "## Training", "", f"Command: `{command}`", "",
+             f"Config: `{config_path}`", "", "```toml", Path(config_path).read_text().strip(), "```", "",
+             "## Run", "", "```json", json.dumps(info, indent=2), "```", ""]
+    card.write_text("\n".join(lines))
+    return card
+
+
+def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir: Path,
+                mix_motion: float = 0.0) -> L.LightningDataModule:
+    """`WorldDataModule` restricted to the train split (the face model is graded on test people
+    by `vasa_lib.eval.face`, so training runs no validation loop).
+
+    With `mix_motion` > 0, the last frame of an item takes, with that probability, the pose and
+    dynamics of a random frame of another clip, rendered on the item's own person: a longer
+    "video" of the same person with more varied motion (within one short clip the head barely
+    moves, and a decoder can score well by copying the source)."""
+    from vasa_lib.world.clips import load_clip
+    from vasa_lib.world.datasets import ClipDataset, FrameTuples, WorldDataModule
+
+    class MixedTuples(FrameTuples):
+        def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+            item = super().__getitem__(index)
+            if torch.rand(()) < mix_motion:
+                other = int(torch.randint(len(self.pose), ()))
+                t = int(torch.randint(len(self.pose[other]), ()))
+                item["pose"] = torch.cat([item["pose"][:-1], self.pose[other][t:t + 1]])
+                item["dynamics"] = torch.cat([item["dynamics"][:-1], self.dynamics[other][t:t + 1]])
+            return item
+
+    class TrainClips(WorldDataModule):
+        def prepare_data(self) -> None:
+            for i in range(n_train):
+                load_clip(i, "train", cache_dir)
+
+        def setup(self, stage: str | None = None) -> None:
+            if "train" not in self.sets:
+                self.sets["train"] = MixedTuples(ClipDataset("train", n_train, cache_dir), frames)
+
+    return TrainClips(n_train=n_train, frames=frames, size=size, batch_size=batch_size, cache_dir=cache_dir)
+
+
+def train_face(config_path: str, overrides: dict[str, Any] | None = None, command: str = "") -> Path:
+    """Train the face latent model as the config says; returns the checkpoint path."""
+    from vasa_lib.face.lit import LitFace
+
+    cfg = read_config(config_path)
+    model_cfg, data, train, loss = cfg["model"], cfg["data"], cfg["train"], cfg.get("loss", {})
+    train.update(overrides or {})
+    L.seed_everything(data.get("seed", 0), workers=True)
+    torch.set_num_threads(train.get("threads", torch.get_num_threads()))
+    dm = train_clips(data["n_train"], 2, model_cfg.get("size", 128), data["batch_size"], _cache_dir(data),
+                     data.get("mix_motion", 0.0))
+    lit = LitFace(model_cfg, loss, lr=train["lr"], weight_decay=train.get("weight_decay", 1e-4),
+                  max_steps=train["max_steps"], identity_net=str(_repo_path(train["identity_net"]))
+                  if train.get("identity_net") else None)
+    if train.get("init"):  # fine-tune: start from the weights of an earlier run
+        tensors, earlier = read_checkpoint(_repo_path(train["init"]))
+        check_state(lit.model, tensors, train["init"])
+        lit.model.load_state_dict(tensors)
+    path = _repo_path(train["checkpoint"])
+    command = command or f"python -m vasa_lib.train face --config {config_path}"
+    info = {"command": command, "config_file": str(config_path), "data_seed": data.get("seed", 0),
+            "n_train_clips": data["n_train"], "mix_motion": data.get("mix_motion", 0.0),
+            "batch_size": data["batch_size"], "loss": loss,
+            "torch": torch.__version__, "machine": f"{platform.machine()} {torch.get_num_threads()} threads"}
+    if train.get("init"):
+        info["init"] = {"checkpoint": train["init"], "earlier_run": earlier.get("info", earlier)}
+    ckpt = PeriodicCheckpoint(path, train.get("checkpoint_every_minutes", 5), train.get("log_every", 20), info)
+    run_dir = _repo_path(train.get("run_dir", "runs/face"))
+    trainer = L.Trainer(
+        max_steps=train["max_steps"], max_time={"minutes": train["max_minutes"]}, accelerator="auto", devices=1,
+        logger=L.pytorch.loggers.CSVLogger(run_dir, name=""), callbacks=[ckpt], enable_progress_bar=False,
+        enable_checkpointing=False, limit_val_batches=0, log_every_n_steps=train.get("log_every", 20),
+        enable_model_summary=False, gradient_clip_val=train.get("grad_clip", 1.0),
+    )
+    start = time.monotonic()
+    trainer.fit(lit, datamodule=dm)
+    seconds = time.monotonic() - start
+    info.update({"steps": trainer.global_step, "train_seconds": round(seconds, 1),
+                 "steps_per_second": round(trainer.global_step / seconds, 3),
+                 "images_per_second": round(2 * data["batch_size"] * trainer.global_step / seconds, 2),
+                 "parameters": sum(p.numel() for p in lit.model.parameters()),
+                 "final_metrics": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()}})
+    save_checkpoint(lit.model, path, info)
+    print(json.dumps(info), flush=True)
+    write_card(path, "Face latent model (VASA-1 Sec. 3.1)", config_path, command, info)
+    return path
+
+
+def train_identity(config_path: str) -> Path:
+    """Train the identity network (for l_cross_id) as the config says; returns the checkpoint path."""
+    from vasa_lib.face.identity_net import IdentityNetConfig, train_identity_net
+
+    cfg = read_config(config_path)
+    torch.set_num_threads(cfg["train"].get("threads", torch.get_num_threads()))
+    net, record = train_identity_net(config=IdentityNetConfig(**cfg.get("model", {})), **cfg["train_args"])
+    path = _repo_path(cfg["train"]["checkpoint"])
+    record["command"] = f"python -m vasa_lib.train identity --config {config_path}"
+    save_checkpoint(net, path, record)
+    write_card(path, "Identity network (for VASA-1's l_cross_id)", config_path, record["command"], record)
+    print(json.dumps(record), flush=True)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vasa_lib.train", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="model", required=True)
+    face = sub.add_parser("face", help="the face latent model (encoders, warping, decoder)")
+    face.add_argument("--config", default="configs/face_fast.toml")
+    face.add_argument("--max-minutes", type=float, help="override [train] max_minutes")
+    face.add_argument("--max-steps", type=int, help="override [train] max_steps")
+    face.add_argument("--checkpoint", help="override [train] checkpoint")
+    face.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning)")
+    ident = sub.add_parser("identity", help="the identity network used by l_cross_id")
+    ident.add_argument("--config", default="configs/face_identity_net.toml")
+    args = parser.parse_args(argv)
+    if args.model == "face":
+        overrides = {k: v for k, v in (("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
+                                       ("checkpoint", args.checkpoint), ("init", args.init)) if v is not None}
+        train_face(args.config, overrides, command="python -m vasa_lib.train " + " ".join(argv or sys.argv[1:]))
+    else:
+        train_identity(args.config)
+
+
+if __name__ == "__main__":
+    main()
