@@ -58,7 +58,7 @@ def main() -> None:
     identity = identity_from_id([i for i, c in enumerate(clips) for _ in range(c.n_frames)])
     pick = torch.randperm(len(pose), generator=torch.Generator().manual_seed(0))[: args.batch]
     with torch.inference_mode():
-        seconds = best_time(lambda: render(identity[pick], pose[pick], dynamics[pick], size=args.size), repeats=3)
+        seconds = best_time(lambda: render(identity[pick], pose[pick], dynamics[pick], size=args.size), repeats=5)
 
     print(json.dumps({
         f"render_fps_{args.size}": round(len(pick) / seconds, 1),
