@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vasa_lib.face.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from vasa_lib.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from vasa_lib.face.decoder import CanonicalNet, Generator2d, Projection
 from vasa_lib.face.encoders import AppearanceEncoder, MotionEncoder
 from vasa_lib.face.identity_net import IdentityNet, IdentityNetConfig

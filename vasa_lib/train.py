@@ -24,7 +24,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from vasa_lib.face.checkpoint import check_state, read_checkpoint, save_checkpoint
+from vasa_lib.checkpoint import check_state, read_checkpoint, save_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vasa_lib.face.checkpoint import load_checkpoint
+from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.face.identity_net import IdentityNet, random_motion
 from vasa_lib.face.losses import psnr, ssim
 from vasa_lib.face.model import FaceModel

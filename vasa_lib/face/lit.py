@@ -21,7 +21,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from vasa_lib.face.checkpoint import load_checkpoint
+from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.face.identity_net import IdentityNet
 from vasa_lib.face.losses import consistency_loss, cross_identity_loss, pose_loss, psnr, reconstruction_loss
 from vasa_lib.face.model import FaceConfig, FaceModel
