@@ -11,10 +11,12 @@ from vasa_lib.face.decoder import CanonicalNet, Generator2d, Projection
 from vasa_lib.face.encoders import AppearanceEncoder, MotionEncoder
 from vasa_lib.face.identity_net import IdentityNet, IdentityNetConfig
 from vasa_lib.face.lit import LitFace
-from vasa_lib.face.losses import psnr, reconstruction_loss, ssim
+from vasa_lib.face.losses import POSE_SPREAD, detail_weights, pose_loss, psnr, reconstruction_loss, ssim
 from vasa_lib.face.model import FaceConfig, FaceModel
 from vasa_lib.face.warping import WarpGenerator, rotation_matrix, warp_from_canonical, warp_to_canonical
-from vasa_lib.world.params import NEUTRAL_POSE, POSE_LIMITS
+from vasa_lib.world.identity import identity_from_id
+from vasa_lib.world.params import NEUTRAL_DYNAMICS, NEUTRAL_POSE, POSE_LIMITS
+from vasa_lib.world.renderer import PART_INDEX, render
 
 TINY = FaceConfig(size=64, app_width=16, app_blocks=1, volume_channels=4, volume_depth=4, canonical_blocks=1,
                   motion_width=16, id_dim=8, dyn_dim=8, warp_channels=8, features=16, generator_blocks=1)
@@ -41,7 +43,7 @@ def test_encoders_shapes_and_gradients():
     assert volume.shape == (2, 4, 4, 16, 16) and identity.shape == (2, 8)
     (volume.mean() + identity.mean()).backward()
     assert_all_grads(app)
-    motion = MotionEncoder(width=16, dyn_dim=8)
+    motion = MotionEncoder(width=16, dyn_dim=8, size=image.shape[-1])
     pose, dynamics = motion(image)
     assert pose.shape == (2, 6) and dynamics.shape == (2, 8)
     assert (pose >= POSE_LIMITS[:, 0]).all() and (pose <= POSE_LIMITS[:, 1]).all()  # world units and ranges
@@ -152,10 +154,21 @@ def test_losses():
     assert reconstruction_loss(x, x) == 0
 
 
+def test_detail_weights_stress_mouth_and_eyes_and_pose_loss_is_in_spreads():
+    images, parts = render(identity_from_id([0]), NEUTRAL_POSE[None], NEUTRAL_DYNAMICS[None], size=64, parts=True)
+    weights = detail_weights(parts, boost=4.0)
+    assert weights.shape == (1, 1, 64, 64)
+    lips, skin = parts == PART_INDEX["lips"], parts == PART_INDEX["skin"]
+    assert lips.any() and (weights[:, 0][lips] == 5).all() and (weights[:, 0][skin] == 1).all()
+    true = NEUTRAL_POSE[None].repeat(4, 1)
+    assert torch.isclose(pose_loss(true + POSE_SPREAD, true), torch.tensor(1.0))
+
+
 def test_lit_face_step_has_every_loss(tmp_path):
     net_path = save_checkpoint(IdentityNet(IdentityNetConfig(widths=(8, 8, 8, 8), embed_dim=8)), tmp_path / "id.safetensors")
     lit = LitFace(vars(TINY), {"consist_pairs": 2, "cross_pairs": 2}, identity_net=str(net_path))
-    batch = {"frames": torch.rand(3, 2, 3, 64, 64), "pose": neutral(6).view(3, 2, 6)}
+    batch = {"frames": torch.rand(3, 2, 3, 64, 64), "parts": torch.randint(0, 14, (3, 2, 64, 64)),
+             "pose": neutral(6).view(3, 2, 6)}
     out = lit.losses(batch)
     assert {"recon", "pose", "consist", "cross_id", "loss"} <= set(out)
     out["loss"].backward()

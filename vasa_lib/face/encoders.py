@@ -47,12 +47,13 @@ class AppearanceEncoder(nn.Module):
 class MotionEncoder(nn.Module):
     """Image (B, 3, H, W) -> pose (B, 6) in world units and dynamics z_dyn (B, dyn_dim).
 
-    A strided CNN down to H/16, global average pooling, then two heads. The pose head ends in a
-    sigmoid scaled to the world's pose ranges (`POSE_LIMITS`), so z_pose is explicit and can
-    drive the rigid warp directly; z_dyn is free (learned without labels).
+    A strided CNN down to H/16, flattened (not pooled: where the head and the mouth are matters),
+    a shared linear layer, then two heads. The pose head ends in a sigmoid scaled to the world's
+    pose ranges (`POSE_LIMITS`), so z_pose is explicit and can drive the rigid warp directly;
+    z_dyn is free (learned without labels).
     """
 
-    def __init__(self, width: int, dyn_dim: int):
+    def __init__(self, width: int, dyn_dim: int, size: int = 128):
         super().__init__()
         w = width
         self.body = nn.Sequential(
@@ -63,12 +64,13 @@ class MotionEncoder(nn.Module):
             down2d(w, 2 * w), ResBlock2d(2 * w, 2 * w),           # H/16
             norm(2 * w), nn.SiLU(),
         )
+        self.read_out = nn.Sequential(nn.Linear(2 * w * (size // 16) ** 2, 2 * w), nn.SiLU())
         self.pose_head = nn.Sequential(nn.Linear(2 * w, w), nn.SiLU(), nn.Linear(w, 6))
         self.dyn_head = nn.Sequential(nn.Linear(2 * w, w), nn.SiLU(), nn.Linear(w, dyn_dim))
         self.register_buffer("pose_low", POSE_LIMITS[:, 0].clone(), persistent=False)
         self.register_buffer("pose_high", POSE_LIMITS[:, 1].clone(), persistent=False)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body(image).mean(dim=(2, 3))
+        h = self.read_out(rearrange(self.body(image), "b c h w -> b (c h w)"))
         pose = self.pose_low + (self.pose_high - self.pose_low) * torch.sigmoid(self.pose_head(h))
         return pose, self.dyn_head(h)

@@ -3,7 +3,7 @@
 Each batch holds two frames i, j of B clips. One step, all self-supervised except the pose:
 - encode both frames; warp each appearance volume to canonical space;
 - re-enactment: frame i's appearance with frame j's pose and dynamics must give frame j (and
-  the other way round): L1 + SSIM;
+  the other way round): L1 + SSIM, the L1 weighted up on the mouth, eyes and brows;
 - pose: the pose encoder regresses the world's pose labels (MegaPortraits pre-trains its pose
   estimator the same way); the warps use the pose detached, so the reconstruction cannot pull
   z_pose away from the world's units (the pose head learns from the labels only); the dynamics
@@ -23,16 +23,17 @@ import torch
 
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.face.identity_net import IdentityNet
-from vasa_lib.face.losses import consistency_loss, cross_identity_loss, pose_loss, psnr, reconstruction_loss
+from vasa_lib.face.losses import consistency_loss, cross_identity_loss, detail_weights, pose_loss, psnr, reconstruction_loss
 from vasa_lib.face.model import FaceConfig, FaceModel
 
 
 @dataclass
 class FaceLossConfig:
-    """Loss weights; `consist_pairs` / `cross_pairs` are how many clips of a batch get the extra
+    """Loss weights; `detail` is the extra L1 weight on mouth, eyes and brows; `consist_pairs` / `cross_pairs` are how many clips of a batch get the extra
     decodes of l_consist / l_cross_id (each decode costs as much as a re-enactment)."""
 
     ssim: float = 0.5
+    detail: float = 4.0
     pose: float = 1.0
     consist: float = 1.0
     cross_id: float = 0.1
@@ -57,7 +58,7 @@ class LitFace(L.LightningModule):
             self.identity_net = load_checkpoint(identity_net, IdentityNet).requires_grad_(False)
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """All loss terms of one batch (frames (B, 2, 3, H, W), pose (B, 2, 6))."""
+        """All loss terms of one batch (frames (B, 2, 3, H, W), parts (B, 2, H, W), pose (B, 2, 6))."""
         c, m = self.loss_config, self.model
         frames = batch["frames"]
         b = frames.shape[0]
@@ -68,7 +69,8 @@ class LitFace(L.LightningModule):
         canonical = m.canonical(latent)
         partner = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(frames.device)
         reenacted = m.render(canonical, latent.identity, latent.pose[partner], latent.dynamics[partner])
-        out = {"recon": reconstruction_loss(reenacted, images[partner], c.ssim),
+        parts = torch.cat([batch["parts"][:, 0], batch["parts"][:, 1]])
+        out = {"recon": reconstruction_loss(reenacted, images[partner], c.ssim, detail_weights(parts[partner], c.detail)),
                "pose": pose_loss(pose, torch.cat([batch["pose"][:, 0], batch["pose"][:, 1]]))}
         with torch.no_grad():
             out["psnr"] = psnr(reenacted, images[partner]).mean()

@@ -10,7 +10,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vasa_lib.world.params import POSE_LIMITS
+from vasa_lib.world.renderer import PART_INDEX
+
+from vasa_lib.world.renderer import PART_INDEX
+
 
 
 def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
@@ -43,21 +46,42 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -10 * torch.log10(mse)
 
 
-def reconstruction_loss(x: torch.Tensor, y: torch.Tensor, ssim_weight: float = 0.5) -> torch.Tensor:
-    """L1 at full and half resolution plus ssim_weight * (1 - SSIM): a scalar."""
-    l1 = (x - y).abs().mean() + (F.avg_pool2d(x, 2) - F.avg_pool2d(y, 2)).abs().mean()
+def reconstruction_loss(x: torch.Tensor, y: torch.Tensor, ssim_weight: float = 0.5,
+                        weight: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 at full and half resolution plus ssim_weight * (1 - SSIM): a scalar.
+
+    weight (B, 1, H, W), optional: per-pixel L1 weights (see `detail_weights`), mean 1 or more.
+    """
+    weight = torch.ones_like(x[:, :1]) if weight is None else weight
+    l1 = ((x - y).abs() * weight).mean() + ((F.avg_pool2d(x, 2) - F.avg_pool2d(y, 2)).abs()
+                                            * F.avg_pool2d(weight, 2)).mean()
     return l1 + ssim_weight * (1 - ssim(x, y)).mean()
 
 
-def normalize_pose(pose: torch.Tensor) -> torch.Tensor:
-    """Pose (..., 6) in world units -> each parameter mapped from its range to [-1, 1]."""
-    limits = POSE_LIMITS.to(pose)
-    return 2 * (pose - limits[:, 0]) / (limits[:, 1] - limits[:, 0]) - 1
+DETAIL_PARTS: tuple[str, ...] = ("lips", "mouth_cavity", "teeth", "tongue", "eye_white", "iris", "brow")
+
+
+def detail_weights(parts: torch.Tensor, boost: float) -> torch.Tensor:
+    """Pixel weights (B, 1, H, W) from the world's part labels (B, H, W): 1 + boost on the mouth,
+    eyes and brows. These regions are small but carry the facial dynamics; MegaPortraits stresses
+    them with face-recognition and gaze losses, we with a weighted L1 (the labels weight the loss,
+    they never supervise z_dyn)."""
+    detail = torch.zeros_like(parts, dtype=torch.bool)
+    for name in DETAIL_PARTS:
+        detail |= parts == PART_INDEX[name]
+    return (1 + boost * detail.float())[:, None]
+
+
+# The spread (standard deviation) of the world's natural head poses, in world units:
+# yaw, pitch, roll (radians), tx, ty, distance (measured over 200 training clips).
+POSE_SPREAD = torch.tensor([0.17, 0.11, 0.075, 0.031, 0.022, 0.15])
 
 
 def pose_loss(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of the pose (B, 6) on the normalised scale (pose encoder pre-training)."""
-    return F.mse_loss(normalize_pose(predicted), normalize_pose(true))
+    """Mean squared error of the pose (B, 6), each parameter in units of its natural spread
+    (pose encoder pre-training; a unit loss means no better than guessing the mean pose)."""
+    spread = POSE_SPREAD.to(predicted)
+    return F.mse_loss(predicted / spread, true / spread)
 
 
 def consistency_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

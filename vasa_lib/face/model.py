@@ -74,7 +74,7 @@ class FaceModel(nn.Module):
         if c.size % 16:
             raise ValueError(f"image size must be a multiple of 16, got {c.size}")
         self.appearance = AppearanceEncoder(c.app_width, c.volume_channels, c.volume_depth, c.id_dim, c.app_blocks)
-        self.motion_encoder = MotionEncoder(c.motion_width, c.dyn_dim)
+        self.motion_encoder = MotionEncoder(c.motion_width, c.dyn_dim, c.size)
         self.warp_to_canonical = WarpGenerator(c.dyn_dim, c.volume_depth, c.warp_channels, c.max_flow)
         self.warp_from_canonical = WarpGenerator(c.dyn_dim, c.volume_depth, c.warp_channels, c.max_flow)
         self.canonical_net = CanonicalNet(c.volume_channels, c.canonical_blocks)

@@ -63,21 +63,22 @@ class FrameTuples(Dataset):
                 "pose": self.pose[index][pick], "dynamics": self.dynamics[index][pick]}
 
 
-def render_batch(batch: dict[str, torch.Tensor], size: int) -> torch.Tensor:
-    """Render a batch of FrameTuples items: (B, K, 3, size, size)."""
+def render_batch(batch: dict[str, torch.Tensor], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render a batch of FrameTuples items: frames (B, K, 3, size, size) and their part labels
+    (B, K, size, size) indexing `renderer.PARTS`."""
     b, k = batch["pose"].shape[:2]
-    images = render(
+    images, parts = render(
         repeat(batch["identity"], "b d -> (b k) d", k=k),
         rearrange(batch["pose"], "b k d -> (b k) d"),
         rearrange(batch["dynamics"], "b k d -> (b k) d"),
-        size=size,
+        size=size, parts=True,
     )
-    return rearrange(images, "(b k) c h w -> b k c h w", b=b)
+    return (rearrange(images, "(b k) c h w -> b k c h w", b=b), rearrange(parts, "(b k) h w -> b k h w", b=b))
 
 
 class WorldDataModule(L.LightningDataModule):
-    """Frame tuples of train/val/test clips; batches gain "frames" (B, K, 3, size, size),
-    rendered on the batch's device."""
+    """Frame tuples of train/val/test clips; batches gain "frames" (B, K, 3, size, size)
+    and their part labels "parts" (B, K, size, size), rendered on the batch's device."""
 
     def __init__(self, n_train: int = 1000, n_val: int = 50, n_test: int = 50, frames: int = 2,
                  size: int = 128, batch_size: int = 16, cache_dir: str | Path | None = None, num_workers: int = 0):
@@ -112,5 +113,5 @@ class WorldDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            batch["frames"] = render_batch(batch, self.hparams.size)
+            batch["frames"], batch["parts"] = render_batch(batch, self.hparams.size)
         return batch
