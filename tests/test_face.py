@@ -58,7 +58,7 @@ def test_decoder_blocks_shapes_and_gradients():
     projection = Projection(4, 4, 16)
     features = projection(canonical(volume))
     assert features.shape == (2, 16, 16, 16)
-    generator = Generator2d(16, id_dim=8, blocks=1)
+    generator = Generator2d(16, style_dim=8, blocks=1)
     image = generator(features, torch.randn(2, 8))
     assert image.shape == (2, 3, 64, 64) and image.min() >= 0 and image.max() <= 1
     image.mean().backward()

@@ -3,7 +3,7 @@
 An image is encoded once into an appearance volume V_app, an identity code z_id, a head pose
 z_pose and a dynamics code z_dyn. Decoding warps V_app from the source's pose and dynamics
 to canonical space, refines it with a 3D network, warps it to the driving pose and dynamics,
-projects it to 2D and paints the image:
+projects it to 2D and paints the image (the generator modulated by z_id and z_dyn):
 
     latent = model.encode(portrait)                          # once per portrait
     canonical = model.canonical(latent)                      # once per portrait, cacheable
@@ -79,7 +79,7 @@ class FaceModel(nn.Module):
         self.warp_from_canonical = WarpGenerator(c.dyn_dim, c.volume_depth, c.warp_channels, c.max_flow)
         self.canonical_net = CanonicalNet(c.volume_channels, c.canonical_blocks)
         self.projection = Projection(c.volume_channels, c.volume_depth, c.features)
-        self.generator = Generator2d(c.features, c.id_dim, c.generator_blocks)
+        self.generator = Generator2d(c.features, c.id_dim + c.dyn_dim, c.generator_blocks)
 
     def _check_image(self, image: torch.Tensor) -> None:
         s = self.config.size
@@ -109,7 +109,7 @@ class FaceModel(nn.Module):
         (B, dyn_dim) -> image (B, 3, H, W) in [0, 1]."""
         flow = self.warp_from_canonical(dynamics)
         volume = warp_from_canonical(canonical, pose, flow)
-        return self.generator(self.projection(volume), identity)
+        return self.generator(self.projection(volume), torch.cat([identity, dynamics], dim=-1))
 
     def decode(self, latent: FaceLatent, pose: torch.Tensor, dynamics: torch.Tensor) -> torch.Tensor:
         """The latent's person and appearance with another pose (B, 6) and dynamics (B, dyn_dim):
