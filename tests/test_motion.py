@@ -276,7 +276,7 @@ def test_a_tiny_model_overfits_sine_motion(diffusion):
 @pytest.fixture(scope="module")
 def world_windows():
     clips = [make_clip(i, "train") for i in range(3)]
-    return MotionWindows(clips, length=4 + 8, windows_per_clip=32)
+    return MotionWindows.from_clips(clips, length=4 + 8, windows_per_clip=32)
 
 
 def world_lit() -> LitMotion:
@@ -297,7 +297,7 @@ def test_training_on_the_worlds_motion_lowers_the_loss(world_windows):
     """Ground-truth pose + dynamics (17 dims) stand in for the face model's latents; the mel
     encoder trains jointly; conditions are dropped as in real training."""
     lit = world_lit()
-    lit.model.set_motion_stats(*motion_stats(world_windows.motion))
+    lit.model.transformer.set_motion_stats(*motion_stats(world_windows.motion))
     fixed = next(iter(DataLoader(world_windows, batch_size=96)))
 
     def evaluate():

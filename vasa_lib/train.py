@@ -2,6 +2,8 @@
 
     python -m vasa_lib.train identity --config configs/identity_net.toml
     python -m vasa_lib.train face --config configs/face_fast.toml
+    python -m vasa_lib.train motion --config configs/motion_fast.toml
+    python -m vasa_lib.train evaluators --config configs/motion_evaluators.toml
 
 Configs are TOML files (read with tomllib) with a [model] table (the model's config), a [data]
 table, a [train] table and, for the face model, a [loss] table. Training saves a safetensors
@@ -85,14 +87,16 @@ def write_card(path: Path, title: str, config_path: str, command: str, info: dic
 
 
 def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir: Path,
-                mix_motion: float = 0.0) -> L.LightningDataModule:
+                mix_motion: float = 0.0, same_pose: float = 0.0) -> L.LightningDataModule:
     """`WorldDataModule` restricted to the train split (the face model is graded on test people
     by `vasa_lib.eval.face`, so training runs no validation loop).
 
     With `mix_motion` > 0, the last frame of an item takes, with that probability, the pose and
     dynamics of a random frame of another clip, rendered on the item's own person: a longer
     "video" of the same person with more varied motion (within one short clip the head barely
-    moves, and a decoder can score well by copying the source)."""
+    moves, and a decoder can score well by copying the source). With `same_pose` > 0, the last
+    frame then keeps, with that probability, the first frame's pose: source and driver differ only
+    in their facial dynamics, and every pixel of the reconstruction error is about expression."""
     from vasa_lib.world.clips import load_clip
     from vasa_lib.world.datasets import ClipDataset, FrameTuples, WorldDataModule
 
@@ -104,6 +108,8 @@ def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir
                 t = int(torch.randint(len(self.pose[other]), ()))
                 item["pose"] = torch.cat([item["pose"][:-1], self.pose[other][t:t + 1]])
                 item["dynamics"] = torch.cat([item["dynamics"][:-1], self.dynamics[other][t:t + 1]])
+            if torch.rand(()) < same_pose:
+                item["pose"] = torch.cat([item["pose"][:-1], item["pose"][:1]])
             return item
 
     class TrainClips(WorldDataModule):
@@ -128,7 +134,7 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     L.seed_everything(data.get("seed", 0), workers=True)
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
     dm = train_clips(data["n_train"], 2, model_cfg.get("size", 128), data["batch_size"], _cache_dir(data),
-                     data.get("mix_motion", 0.0))
+                     data.get("mix_motion", 0.0), data.get("same_pose", 0.0))
     lit = LitFace(model_cfg, loss, lr=train["lr"], weight_decay=train.get("weight_decay", 1e-4),
                   max_steps=train["max_steps"], identity_net=str(_repo_path(train["identity_net"]))
                   if train.get("identity_net") else None)
@@ -140,6 +146,7 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     command = command or f"python -m vasa_lib.train face --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "data_seed": data.get("seed", 0),
             "n_train_clips": data["n_train"], "mix_motion": data.get("mix_motion", 0.0),
+            "same_pose": data.get("same_pose", 0.0),
             "batch_size": data["batch_size"], "loss": loss,
             "torch": torch.__version__, "machine": f"{platform.machine()} {torch.get_num_threads()} threads"}
     if train.get("init"):
@@ -181,6 +188,97 @@ def train_identity(config_path: str) -> Path:
     return path
 
 
+def train_motion(config_path: str, overrides: dict[str, Any] | None = None, command: str = "") -> Path:
+    """Train the motion generator (diffusion or regression baseline) on face-encoded motion
+    latents of train-split clips, as the config says; returns the checkpoint path.
+
+    Config tables: [model] MotionConfig fields (motion_dim comes from the latents), [audio]
+    MelEncoderConfig fields (audio_dim = its dim), [data] face_checkpoint, n_train, n_val,
+    windows_per_clip, batch_size, seed, [train] lr, max_steps, max_minutes, checkpoint, ...
+    """
+    from torch.utils.data import DataLoader
+
+    from vasa_lib.motion.data import MotionWindows
+    from vasa_lib.motion.latents import load_latents
+    from vasa_lib.motion.lit import LitMotion
+
+    cfg = read_config(config_path)
+    data, train = cfg["data"], cfg["train"]
+    train.update(overrides or {})
+    L.seed_everything(data.get("seed", 0), workers=True)
+    torch.set_num_threads(train.get("threads", torch.get_num_threads()))
+    face = _repo_path(data["face_checkpoint"])
+    cache = data.get("cache_dir")
+    latents = {split: load_latents(split, data[f"n_{split}"], face, cache_dir=cache, verbose=True)
+               for split in ("train", "val")}
+    audio = cfg.get("audio", {})
+    model = {**cfg.get("model", {}), "motion_dim": latents["train"].motion.shape[1],
+             "audio_dim": audio.get("dim", 128)}
+    lit = LitMotion(model, audio, velocity_weight=train.get("velocity_weight", 0.0), lr=train["lr"],
+                    weight_decay=train.get("weight_decay", 0.01), max_steps=train["max_steps"])
+    lit.model.transformer.set_motion_stats(*latents["train"].stats())
+    length = model.get("context", 10) + model.get("window", 25)
+    windows = {split: MotionWindows.from_latents(latents[split], length, data.get("windows_per_clip", 8),
+                                                 fixed=split == "val") for split in latents}
+    loaders = {split: DataLoader(windows[split], batch_size=data["batch_size"], shuffle=split == "train",
+                                 drop_last=split == "train") for split in windows}
+    path = _repo_path(train["checkpoint"])
+    command = command or f"python -m vasa_lib.train motion --config {config_path}"
+    info = {"command": command, "config_file": str(config_path), "data_seed": data.get("seed", 0),
+            "face_checkpoint": data["face_checkpoint"], "face_hash": latents["train"].info["face_hash"],
+            "n_train_clips": data["n_train"], "n_train_frames": len(latents["train"].motion),
+            "n_val_clips": data["n_val"], "torch": torch.__version__,
+            "machine": f"{platform.machine()} {torch.get_num_threads()} threads"}
+    ckpt = PeriodicCheckpoint(path, train.get("checkpoint_every_minutes", 4), train.get("log_every", 50), info)
+    run_dir = _repo_path(train.get("run_dir", "runs/motion"))
+    trainer = L.Trainer(
+        max_steps=train["max_steps"], max_time={"minutes": train["max_minutes"]}, accelerator="auto", devices=1,
+        logger=L.pytorch.loggers.CSVLogger(run_dir, name=""), callbacks=[ckpt], enable_progress_bar=False,
+        enable_checkpointing=False, log_every_n_steps=train.get("log_every", 50), enable_model_summary=False,
+        gradient_clip_val=train.get("grad_clip", 1.0), check_val_every_n_epoch=train.get("val_every_epochs", 1),
+    )
+    start = time.monotonic()
+    trainer.fit(lit, loaders["train"], loaders["val"])
+    seconds = time.monotonic() - start
+    info.update({"steps": trainer.global_step, "train_seconds": round(seconds, 1),
+                 "steps_per_second": round(trainer.global_step / seconds, 3),
+                 "parameters": sum(p.numel() for p in lit.model.parameters()),
+                 "final_metrics": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()}})
+    save_checkpoint(lit.model, path, info)
+    print(json.dumps(info), flush=True)
+    kind = "diffusion transformer" if model.get("diffusion", True) else "regression baseline"
+    write_card(path, f"Motion generator, {kind} (VASA-1 Sec. 3.2)", config_path, command, info)
+    return path
+
+
+def train_evaluators(config_path: str, command: str = "") -> list[Path]:
+    """Fit the motion evaluators (probes, SyncNet, CAPP, emotion classifier) on train latents and
+    save each as assets/checkpoints/eval_{name}.safetensors with a card; returns the paths."""
+    from vasa_lib.eval.motion import EVALUATORS, evaluator_path
+    from vasa_lib.eval.motion import train_evaluators as fit_evaluators
+    from vasa_lib.motion.latents import load_latents
+
+    cfg = read_config(config_path)
+    data, train = cfg["data"], cfg.get("train", {})
+    torch.set_num_threads(train.get("threads", torch.get_num_threads()))
+    face = _repo_path(data["face_checkpoint"])
+    latents = load_latents("train", data["n_train"], face, cache_dir=data.get("cache_dir"), verbose=True)
+    settings = {name: cfg.get(name, {}) for name in EVALUATORS}
+    models, report = fit_evaluators(latents, settings, log_every=train.get("log_every", 100))
+    command = command or f"python -m vasa_lib.train evaluators --config {config_path}"
+    info = {"command": command, "config_file": str(config_path), "face_checkpoint": data["face_checkpoint"],
+            "face_hash": latents.info["face_hash"], "n_train_clips": data["n_train"],
+            "n_train_frames": len(latents.motion), "torch": torch.__version__, **report}
+    folder = _repo_path(train.get("checkpoint_dir", "assets/checkpoints"))
+    paths = []
+    for name, model in models.items():
+        path = save_checkpoint(model, evaluator_path(name, folder), info)
+        write_card(path, f"Motion evaluator: {name} (for vasa_lib.eval.motion)", config_path, command, info)
+        paths.append(path)
+    print(json.dumps(info), flush=True)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vasa_lib.train", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="model", required=True)
@@ -190,13 +288,28 @@ def main(argv: list[str] | None = None) -> None:
     face.add_argument("--max-steps", type=int, help="override [train] max_steps")
     face.add_argument("--checkpoint", help="override [train] checkpoint")
     face.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning)")
+    face.add_argument("--lr", type=float, help="override [train] lr (the peak of the one-cycle schedule)")
     ident = sub.add_parser("identity", help="the identity network used by l_cross_id")
     ident.add_argument("--config", default="configs/face_identity_net.toml")
+    motion = sub.add_parser("motion", help="the motion generator (diffusion transformer or regression baseline)")
+    motion.add_argument("--config", default="configs/motion_fast.toml")
+    motion.add_argument("--max-minutes", type=float, help="override [train] max_minutes")
+    motion.add_argument("--max-steps", type=int, help="override [train] max_steps")
+    motion.add_argument("--checkpoint", help="override [train] checkpoint")
+    evaluators = sub.add_parser("evaluators", help="the motion evaluators (probes, SyncNet, CAPP, emotion)")
+    evaluators.add_argument("--config", default="configs/motion_evaluators.toml")
     args = parser.parse_args(argv)
     if args.model == "face":
         overrides = {k: v for k, v in (("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
-                                       ("checkpoint", args.checkpoint), ("init", args.init)) if v is not None}
+                                       ("checkpoint", args.checkpoint), ("init", args.init), ("lr", args.lr))
+                     if v is not None}
         train_face(args.config, overrides, command="python -m vasa_lib.train " + " ".join(argv or sys.argv[1:]))
+    elif args.model == "motion":
+        overrides = {k: v for k, v in (("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
+                                       ("checkpoint", args.checkpoint)) if v is not None}
+        train_motion(args.config, overrides, command="python -m vasa_lib.train " + " ".join(argv or sys.argv[1:]))
+    elif args.model == "evaluators":
+        train_evaluators(args.config, command="python -m vasa_lib.train " + " ".join(argv or sys.argv[1:]))
     else:
         train_identity(args.config)
 

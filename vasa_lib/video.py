@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def to_uint8_frames(frames: torch.Tensor) -> np.ndarray:
 
 def write_video(
     path: str | os.PathLike,
-    frames: torch.Tensor,
+    frames: torch.Tensor | Iterable[torch.Tensor],
     audio: np.ndarray | None = None,
     fps: int = FPS,
     sample_rate: int = SAMPLE_RATE,
@@ -44,12 +45,13 @@ def write_video(
 ) -> Path:
     """Write frames (T, 3, H, W) and optional mono audio (N,) to an mp4 (H.264 + AAC).
 
-    Odd frame sizes are padded by one pixel (H.264 needs even sizes). Returns the path.
+    frames may also be an iterable of chunks [(n, 3, H, W)], encoded as they arrive, one chunk in
+    memory at a time (long streamed videos). Odd frame sizes are padded by one pixel (H.264 needs
+    even sizes). Atomic: the file appears complete or not at all (an error or Ctrl-C half-way
+    leaves nothing behind, and an existing file at `path` is kept). Returns the path.
     """
     path = Path(path)
-    pixels = to_uint8_frames(frames)
-    if pixels.shape[1] % 2 or pixels.shape[2] % 2:
-        pixels = np.pad(pixels, ((0, 0), (0, pixels.shape[1] % 2), (0, pixels.shape[2] % 2), (0, 0)), mode="edge")
+    chunks = [frames] if isinstance(frames, torch.Tensor) else frames
     if audio is not None:
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
@@ -63,23 +65,28 @@ def write_video(
         with av.open(tmp, mode="w", format="mp4") as container:
             for key, value in (metadata or {}).items():
                 container.metadata[key] = value
-            video = container.add_stream("libx264", rate=fps)
-            video.width, video.height = pixels.shape[2], pixels.shape[1]
-            video.pix_fmt = "yuv420p"
-            video.options = {"crf": str(crf), "preset": "veryfast"}
-            video.codec_context.thread_count = 1  # same bytes on every run
-            sound = container.add_stream("aac", rate=sample_rate, layout="mono") if audio is not None else None
-            for image in pixels:
-                container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            video = None
+            for chunk in chunks:
+                pixels = to_uint8_frames(chunk)
+                pixels = np.pad(pixels, ((0, 0), (0, pixels.shape[1] % 2), (0, pixels.shape[2] % 2), (0, 0)),
+                                mode="edge")
+                if video is None:
+                    video = container.add_stream("libx264", rate=fps)
+                    video.width, video.height = pixels.shape[2], pixels.shape[1]
+                    video.pix_fmt = "yuv420p"
+                    video.options = {"crf": str(crf), "preset": "veryfast"}
+                    video.codec_context.thread_count = 1  # same bytes on every run
+                    sound = container.add_stream("aac", rate=sample_rate, layout="mono") if audio is not None else None
+                for image in pixels:
+                    container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            if video is None:
+                raise ValueError("frames is empty: a video needs at least one frame")
             container.mux(video.encode())
             if sound is not None:
-                chunk = 1024
-                for start in range(0, len(audio), chunk):
-                    block = audio[None, start : start + chunk].clip(-1, 1)
+                for start in range(0, len(audio), 1024):
+                    block = audio[None, start : start + 1024].clip(-1, 1)
                     frame = av.AudioFrame.from_ndarray(block, format="flt", layout="mono")
-                    frame.sample_rate = sample_rate
-                    frame.pts = start
-                    frame.time_base = Fraction(1, sample_rate)
+                    frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, Fraction(1, sample_rate)
                     container.mux(sound.encode(frame))
                 container.mux(sound.encode())
         os.replace(tmp, path)

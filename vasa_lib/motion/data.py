@@ -1,10 +1,13 @@
-"""Training windows for the motion generator from clips of the synthetic world (paper Sec. 3.2).
+"""Training windows for the motion generator (paper Sec. 3.2).
 
-Each item is K + W consecutive frames of one clip: motion (here the world's ground-truth pose
-and dynamics, 17 numbers per frame, a stand-in for the face model's latents), the log-mel
-stacks of the same frames, and the clip's controls. Windows are drawn at random positions each
-time (`fixed=True`: always the same ones, for validation); clips shorter than K + W frames are
-padded by repeating their last frame.
+Each item is K + W consecutive frames of one clip: its motion (D numbers per frame), the log-mel
+stacks of the same frames, and the clip's controls. The motion is what VASA-1 trains on, the
+face model's latents [z_pose, z_dyn] of the clip's frames (`MotionWindows.from_latents`, with a
+`LatentSet` from `vasa_lib.motion.latents`), or, to study the generator without a face model,
+the world's ground-truth pose and dynamics (17 numbers, `MotionWindows.from_clips`).
+
+Windows are drawn at random positions each time (`fixed=True`: always the same ones, for
+validation); clips shorter than K + W frames are padded by repeating their last frame.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from vasa_lib.audio.mel import audio_frame_features
+from vasa_lib.motion.latents import LatentSet
 from vasa_lib.world.clips import Clip
 from vasa_lib.world.params import EMOTIONS
 
@@ -33,16 +37,43 @@ def motion_stats(motions: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.T
 
 
 class MotionWindows(Dataset):
-    """Windows of K + W frames: {"motion": (K+W, D), "audio": (K+W, 320), "gaze": (2,),
-    "distance": (1,), "emotion": ()}. `windows_per_clip` items per clip and epoch."""
+    """Windows of K + W = `length` frames: {"motion": (K+W, D), "audio": (K+W, 320), "gaze": (2,),
+    "distance": (1,), "emotion": ()}. `windows_per_clip` items per clip and epoch.
 
-    def __init__(self, clips: Sequence[Clip], length: int, windows_per_clip: int = 8, fixed: bool = False):
+    motion [(T_i, D)], audio [(T_i, 320)] mel stacks and controls [{"gaze", "distance", "emotion"}]
+    per clip; usually built with `from_latents` or `from_clips`.
+    """
+
+    def __init__(self, motion: Sequence[torch.Tensor], audio: Sequence[torch.Tensor],
+                 controls: Sequence[dict[str, torch.Tensor]], length: int, windows_per_clip: int = 8,
+                 fixed: bool = False):
+        if not len(motion) == len(audio) == len(controls) > 0:
+            raise ValueError(f"need as many motions, audios and controls (at least one), got "
+                             f"{len(motion)}, {len(audio)}, {len(controls)}")
+        bad = [i for i, (m, a) in enumerate(zip(motion, audio)) if len(m) != len(a) or len(m) == 0]
+        if bad:
+            raise ValueError(f"clip {bad[0]}: motion and audio must have the same number of frames (>= 1)")
+        if length < 1:
+            raise ValueError(f"window length must be >= 1, got {length}")
+        self.motion, self.audio, self.controls = list(motion), list(audio), list(controls)
         self.length, self.windows_per_clip, self.fixed = length, windows_per_clip, fixed
-        self.motion = [clip_motion(c) for c in clips]
-        self.audio = [audio_frame_features(c.audio) for c in clips]
-        self.controls = [{"gaze": torch.tensor(c.gaze, dtype=torch.float32),
-                          "distance": torch.tensor([c.distance], dtype=torch.float32),
-                          "emotion": torch.tensor(EMOTIONS.index(c.emotion))} for c in clips]
+
+    @classmethod
+    def from_latents(cls, latents: LatentSet, length: int, windows_per_clip: int = 8,
+                     fixed: bool = False) -> MotionWindows:
+        """Windows of the face model's motion latents [z_pose, z_dyn] (what VASA-1 trains on)."""
+        return cls(latents.split("motion"), latents.split("mel"), [latents.controls(i) for i in range(len(latents))],
+                   length, windows_per_clip, fixed)
+
+    @classmethod
+    def from_clips(cls, clips: Sequence[Clip], length: int, windows_per_clip: int = 8,
+                   fixed: bool = False) -> MotionWindows:
+        """Windows of the world's ground-truth pose and dynamics (T, 17), a stand-in for latents."""
+        controls = [{"gaze": torch.tensor(c.gaze, dtype=torch.float32),
+                     "distance": torch.tensor([c.distance], dtype=torch.float32),
+                     "emotion": torch.tensor(EMOTIONS.index(c.emotion))} for c in clips]
+        return cls([clip_motion(c) for c in clips], [audio_frame_features(c.audio) for c in clips], controls,
+                   length, windows_per_clip, fixed)
 
     def __len__(self) -> int:
         return len(self.motion) * self.windows_per_clip

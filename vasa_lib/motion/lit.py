@@ -8,8 +8,8 @@ The first K frames are the previous-window condition (X_pre, A_pre), the last W 
 Diffusion step: draw t ~ U{0 .. T-1} and noise, make x_t = q_sample(x0, t, noise), predict
 x0_hat = H(x_t, t, C) with conditions dropped at random (classifier-free guidance), and minimise
 ||x0 - x0_hat||^2 (the paper's loss), optionally plus the same on frame-to-frame velocities (as
-MDM does). Regression baseline: x0_hat = H(C), the same loss. `LitMotion` wraps either, with
-the learned mel encoder trained jointly when the batch holds mel stacks.
+MDM does). Regression baseline: x0_hat = H(C), the same loss. `LitMotion` trains a
+`MotionGenerator` (either kind), its learned mel encoder jointly.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from vasa_lib.audio.encoder import MelEncoder, MelEncoderConfig
 from vasa_lib.motion.baseline import RegressionBaseline
 from vasa_lib.motion.guidance import sample_drop
+from vasa_lib.motion.model import MotionGenerator, MotionGeneratorConfig
 from vasa_lib.motion.schedule import NoiseSchedule
-from vasa_lib.motion.transformer import DropMask, MotionConditions, MotionConfig, MotionTransformer
+from vasa_lib.motion.transformer import DropMask, MotionConditions, MotionTransformer
 
 
 def split_batch(model: MotionTransformer, batch: dict[str, torch.Tensor],
@@ -68,12 +68,12 @@ def regression_loss(model: RegressionBaseline, x0: torch.Tensor, cond: MotionCon
 
 
 class LitMotion(L.LightningModule):
-    """Trains a MotionTransformer (model["diffusion"] true, the default) or a RegressionBaseline.
+    """Trains a `MotionGenerator`: its mel encoder jointly with a MotionTransformer
+    (model["diffusion"] true, the default) or a RegressionBaseline, on batches of mel stacks.
 
-    model: MotionConfig fields; audio_encoder: MelEncoderConfig fields to train a `MelEncoder`
-    jointly on batches of mel stacks (its dim must equal model["audio_dim"]), or None when the
-    batch already holds audio features. drop_probs: per-condition dropout (default DROP_PROBS).
-    Set the motion statistics first: `lit.model.set_motion_stats(mean, std)`.
+    model: MotionConfig fields; audio_encoder: MelEncoderConfig fields (its dim must equal
+    model["audio_dim"]); drop_probs: per-condition dropout (default DROP_PROBS).
+    Set the motion statistics first: `lit.model.transformer.set_motion_stats(mean, std)`.
     """
 
     def __init__(self, model: dict | None = None, audio_encoder: dict | None = None,
@@ -81,21 +81,18 @@ class LitMotion(L.LightningModule):
                  weight_decay: float = 0.01, max_steps: int = 10_000):
         super().__init__()
         self.save_hyperparameters()
-        config = MotionConfig(**(model or {}))
-        self.audio_encoder = None if audio_encoder is None else MelEncoder(MelEncoderConfig(**audio_encoder))
-        if self.audio_encoder is not None and self.audio_encoder.dim != config.audio_dim:
-            raise ValueError(f"audio encoder dim {self.audio_encoder.dim} != model audio_dim {config.audio_dim}")
-        self.model = MotionTransformer(config) if config.diffusion else RegressionBaseline(config)
+        self.model = MotionGenerator(MotionGeneratorConfig(motion=model or {}, audio=audio_encoder or {}))
+        config = self.model.transformer.config
         self.schedule = NoiseSchedule(config.diffusion_steps, config.schedule)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The training loss of one batch (conditions dropped at random)."""
-        audio = None if self.audio_encoder is None else self.audio_encoder(batch["audio"])
-        x0, cond = split_batch(self.model, batch, audio)
+        """The training loss of one batch of mel-stack windows (conditions dropped at random)."""
+        transformer = self.model.transformer
+        x0, cond = split_batch(transformer, batch, self.model.audio_encoder(batch["audio"]))
         drop = sample_drop(x0.shape[0], self.hparams.drop_probs, x0.device)
-        if self.model.config.diffusion:
-            return diffusion_loss(self.model, self.schedule, x0, cond, drop, self.hparams.velocity_weight)
-        return regression_loss(self.model, x0, cond, drop, self.hparams.velocity_weight)
+        if transformer.config.diffusion:
+            return diffusion_loss(transformer, self.schedule, x0, cond, drop, self.hparams.velocity_weight)
+        return regression_loss(transformer, x0, cond, drop, self.hparams.velocity_weight)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)

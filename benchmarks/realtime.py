@@ -1,0 +1,164 @@
+"""Real-time speed of the whole pipeline, and drift over long audio (VASA-1 Sec. 4). Prints JSON.
+
+    python benchmarks/realtime.py --json                      # full: 50/25/10 steps, 300 s drift check
+    python benchmarks/realtime.py --json --long-seconds 30    # quicker drift check
+
+Speed, at the face model's resolution (128 x 128) on `--threads` CPU threads, for each number of
+sampling steps, on `--seconds` of speech (the portrait is encoded once beforehand, `portrait_ms`):
+- offline_fps: frames per second of offline generation (whole-clip motion, batched decoding);
+- stream_fps and first_frame_latency_ms: the same through the streaming generator, and the time
+  from starting it (all audio available) to the first frame. Streaming also waits for
+  `lookahead_ms` of audio beyond each window (the audio encoder's receptive field);
+- audio_features_ms_per_window, diffusion_ms_per_window, decoding_ms_per_frame: where the time goes;
+- realtime_factor: stream_fps / 25 (above 1: faster than real time).
+VASA-1 reports 45 fps offline and 40 fps streaming with 170 ms latency at 512 x 512 on an RTX 4090.
+
+Drift (`--long-seconds` of speech, streamed): the motion stays in the training range to the end
+(|z| of the normalised latents, share of frames within 4 standard deviations, first and last
+minute), the head keeps moving (pose std), windows join without a seam (mean pose change from
+one frame to the next at window borders against inside windows), the identity is kept (identity-network similarity of
+the first and last second of frames to the portrait), and memory stays flat (resident set growth).
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vasa_lib.audio.mel import SAMPLES_PER_FRAME
+from vasa_lib.pipeline import CHECKPOINTS, Settings, Talker, receptive_radius
+from vasa_lib.world.params import FPS, POSE_LIMITS, SAMPLE_RATE
+from vasa_lib.world.sentences import sentence_for
+from vasa_lib.world.speech import synthesize
+
+PORTRAIT = Path(__file__).resolve().parent.parent / "assets" / "portraits" / "test_10100.png"
+
+
+def speech_of(seconds: float, voice: str = "en-us") -> np.ndarray:
+    """Held-out sentences read one after another with 0.3 s pauses, cut to `seconds`: (N,) 16 kHz."""
+    parts, n, i = [], 0, 0
+    while n < seconds * SAMPLE_RATE:
+        audio = synthesize(sentence_for(i, "test"), voice=voice).audio
+        parts += [audio, np.zeros(int(0.3 * SAMPLE_RATE), np.float32)]
+        n, i = n + len(audio) + int(0.3 * SAMPLE_RATE), i + 1
+    return np.concatenate(parts)[: int(seconds * SAMPLE_RATE)]
+
+
+def rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def speed(talker: Talker, portrait, audio: np.ndarray, steps: int, repeats: int) -> dict:
+    """Offline and streaming speed at `steps` sampling steps (best of `repeats` runs each)."""
+    settings = Settings(steps=steps)
+    n_frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME))
+    n_windows = int(np.ceil(n_frames / talker.motion.transformer.config.window))
+    offline, stream, latency, stages = [], [], [], None
+    for _ in range(repeats):
+        talker.timings = {}
+        start = time.perf_counter()
+        motion = talker.motion_offline(audio, settings)
+        for _ in talker.frames(portrait, [motion]):
+            pass
+        offline.append(time.perf_counter() - start)
+        if stages is None or offline[-1] == min(offline):
+            stages = dict(talker.timings)
+        start = time.perf_counter()
+        first = None
+        for _ in talker.frames(portrait, talker.motion_stream(audio, settings)):
+            first = first or time.perf_counter() - start
+        stream.append(time.perf_counter() - start)
+        latency.append(first)
+    return {"offline_fps": round(n_frames / min(offline), 2), "stream_fps": round(n_frames / min(stream), 2),
+            "first_frame_latency_ms": round(1000 * min(latency), 1),
+            "audio_features_ms_per_window": round(1000 * stages["audio_features"] / n_windows, 2),
+            "diffusion_ms_per_window": round(1000 * stages["diffusion"] / n_windows, 1),
+            "decoding_ms_per_frame": round(1000 * stages["decoding"] / n_frames, 2),
+            "realtime_factor": round(n_frames / min(stream) / FPS, 3)}
+
+
+def drift(talker: Talker, portrait, seconds: float, steps: int) -> dict:
+    """Stream `seconds` of speech; compare the first and the last minute (or fifth, if shorter)."""
+    audio = speech_of(seconds)
+    start, rss_start = time.perf_counter(), None
+    windows = []
+    for window in talker.motion_stream((audio[i: i + SAMPLE_RATE] for i in range(0, len(audio), SAMPLE_RATE)),
+                                       Settings(steps=steps)):
+        windows.append(window)
+        rss_start = rss_start or rss_mb()
+    motion = torch.cat(windows)
+    span = min(60 * FPS, len(motion) // 5)
+    t = talker.motion.transformer
+    z = ((motion - t.motion_mean) / t.motion_std).abs()
+    pose = motion[:, :5]
+
+    def part(x: torch.Tensor, first: bool) -> torch.Tensor:
+        return x[:span] if first else x[-span:]
+
+    jumps = (motion[1:, :6] - motion[:-1, :6]).abs().mean(1)      # (T - 1,) pose change into frame i + 1
+    w = t.config.window
+    at_border = torch.zeros(len(jumps), dtype=torch.bool)
+    at_border[w - 1::w] = True                                     # frame k W - 1 -> k W: a window border
+    frames_first, frames_last = talker.render(portrait, motion[:FPS]), talker.render(portrait, motion[-FPS:])
+    in_world = ((motion[:, :6] >= POSE_LIMITS[:, 0]) & (motion[:, :6] <= POSE_LIMITS[:, 1])).all(1).float()
+    return {"seconds": round(len(audio) / SAMPLE_RATE, 1), "steps": steps, "frames": len(motion),
+            "compared_seconds": round(span / FPS, 1),
+            "within_4_std_first": round(float((part(z, True) <= 4).all(1).float().mean()), 4),
+            "within_4_std_last": round(float((part(z, False) <= 4).all(1).float().mean()), 4),
+            "mean_abs_z_first": round(float(part(z, True).mean()), 3),
+            "mean_abs_z_last": round(float(part(z, False).mean()), 3),
+            "pose_jump_at_window_borders": round(float(jumps[at_border].mean()), 5),
+            "pose_jump_inside_windows": round(float(jumps[~at_border].mean()), 5),
+            "pose_in_world_range_last": round(float(part(in_world, False).mean()), 4),
+            "pose_std_first": [round(v, 4) for v in part(pose, True).std(0).tolist()],
+            "pose_std_last": [round(v, 4) for v in part(pose, False).std(0).tolist()],
+            "id_similarity_first_second": round(float(talker.identity_similarity(portrait, frames_first).mean()), 4),
+            "id_similarity_last_second": round(float(talker.identity_similarity(portrait, frames_last).mean()), 4),
+            "rss_growth_mb": round(rss_mb() - rss_start, 1),
+            "motion_seconds": round(time.perf_counter() - start, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of the models (see pipeline.num_threads)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--checkpoints", default=str(CHECKPOINTS))
+    parser.add_argument("--seconds", type=float, default=10.0, help="speech for the speed figures")
+    parser.add_argument("--steps", type=int, nargs="+", default=[50, 25, 10])
+    parser.add_argument("--repeats", type=int, default=2, help="runs per figure (the best counts)")
+    parser.add_argument("--long-seconds", type=float, default=300.0, help="speech for the drift check (0: skip)")
+    parser.add_argument("--long-steps", type=int, default=10, help="sampling steps in the drift check")
+    args = parser.parse_args()
+    talker = Talker.from_checkpoints(args.checkpoints, device=args.device, threads=args.threads)
+    talker.portrait(PORTRAIT, strict=False)                               # warm-up
+    start = time.perf_counter()
+    portrait = talker.portrait(PORTRAIT, strict=False)
+    portrait_ms = 1000 * (time.perf_counter() - start)
+    audio = speech_of(args.seconds)
+    talker.motion_offline(audio[: SAMPLE_RATE], Settings(steps=2))        # warm-up
+    m = receptive_radius(talker.motion.audio_encoder) + 1
+    result = {"device": args.device if args.device != "cpu" else f"cpu ({platform.processor() or platform.machine()})",
+              "threads": args.threads, "torch": torch.__version__, "size": talker.size,
+              "window": talker.motion.transformer.config.window, "context": talker.motion.transformer.config.context,
+              "lookahead_ms": m * 1000 // FPS, "portrait_ms": round(portrait_ms, 1),
+              "portrait_psnr": round(portrait.psnr, 2),
+              "portrait_id_similarity": round(portrait.identity_similarity, 3),
+              "clip_seconds": args.seconds,
+              "load_average": [round(x, 2) for x in os.getloadavg()]}
+    with torch.inference_mode():
+        result["by_steps"] = {str(s): speed(talker, portrait, audio, s, args.repeats) for s in args.steps}
+        result.update(result["by_steps"][str(min(args.steps))], steps=min(args.steps))
+        if args.long_seconds > 0:
+            result["drift"] = drift(talker, portrait, args.long_seconds, args.long_steps)
+    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(result, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()

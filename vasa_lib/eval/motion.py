@@ -1,0 +1,313 @@
+"""Evaluation of the motion generator (paper Sec. 4.1) on held-out TEST identities.
+
+    python -m vasa_lib.eval.motion --json [--clips 48] [--steps 50] [--seed 0]
+
+Test clips have people, sentences and (for about half of them) voices never seen in training.
+Three systems are scored side by side on the same clips, audio and controls:
+- "diffusion": the shipped motion diffusion transformer (assets/checkpoints/motion.safetensors);
+- "baseline": the regression baseline with the same backbone (motion_baseline.safetensors);
+- "ground_truth": the face-encoded latents of the true clips (what the models learn to imitate).
+All motion lives in the face model's latent space [z_pose, z_dyn]. Metrics:
+- lip_sync_corr: Pearson correlation, per clip, of the mouth opening read from z_dyn (a linear
+  probe, `vasa_lib.eval.probes`) with the world's true jaw opening for that audio; mean over clips;
+- sync_conf, sync_dist: a SyncNet-style audio-mouth model (`vasa_lib.eval.syncnet`), like Sc, Sd;
+- capp: a CLIP-style audio-pose model on 3 s windows (`vasa_lib.eval.capp`);
+- delta_p: mean head rotation change between adjacent frames, degrees (|| d(yaw, pitch, roll) ||);
+- motion_fd: Frechet distance between windows (1 s, stride 0.5 s) of the system's motion and of
+  the true latents of OTHER test clips, on per-window features [mean, std of the velocity] of the
+  normalised motion (so ground_truth's value is the sampling floor, not 0);
+- diversity: std across 3 samples (seeds) for the same audio, of the normalised motion, averaged
+  over frames, dimensions and clips (ground truth: the world's motion for other motion seeds);
+- gaze_err_deg: angle between the clip's mean gaze (probed from z_dyn) and the gaze control;
+- distance_err: |mean head distance (probed from z_pose) - the distance control|;
+- emotion_acc: share of clips whose emotion classifier (`vasa_lib.eval.emotion`) output is the
+  emotion control.
+settings.probe_r2_test says how much of the true mouth, gaze and distance the probes read from
+the test clips' latents: the ceiling of the latent-space metrics, set by the face model.
+The evaluators are trained on TRAIN-identity latents (`python -m vasa_lib.train evaluators`),
+with fixed seeds; when their checkpoints are missing or belong to another face model they are
+trained here first (not saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vasa_lib.checkpoint import load_checkpoint, read_checkpoint
+from vasa_lib.eval.capp import Capp, CappConfig, train_capp
+from vasa_lib.eval.emotion import EmotionClassifier, EmotionConfig, train_emotion
+from vasa_lib.eval.probes import MotionProbes, ProbeConfig
+from vasa_lib.eval.syncnet import SyncNet, SyncNetConfig, train_syncnet
+from vasa_lib.eval.windows import sliding_windows
+from vasa_lib.motion.generate import Controls, generate
+from vasa_lib.motion.guidance import GUIDANCE_SCALES
+from vasa_lib.motion.latents import LatentSet, file_hash, load_latents
+from vasa_lib.motion.model import MotionGenerator
+from vasa_lib.world.params import EMOTIONS, FPS, POSE_DIM, dyn_index
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHECKPOINTS = REPO_ROOT / "assets" / "checkpoints"
+DEFAULT_FACE = CHECKPOINTS / "face.safetensors"
+EVALUATORS: dict[str, type] = {"probes": MotionProbes, "syncnet": SyncNet, "capp": Capp, "emotion": EmotionClassifier}
+KEYS = ("lip_sync_corr", "sync_conf", "sync_dist", "capp", "delta_p", "motion_fd", "diversity", "gaze_err_deg",
+        "distance_err", "emotion_acc")
+
+
+# --- metrics on plain tensors ----------------------------------------------------------------------
+
+def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Pearson correlation of two (T,) series (0 when either is constant)."""
+    x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
+    denominator = (x.norm() * y.norm()).item()
+    return float(x @ y) / denominator if denominator > 1e-12 else 0.0
+
+
+def delta_p(pose: torch.Tensor) -> float:
+    """Mean head rotation change between adjacent frames, in degrees: pose (T, 6) world units."""
+    if len(pose) < 2:
+        raise ValueError("delta_p needs at least 2 frames")
+    return math.degrees(float(pose[1:, :3].sub(pose[:-1, :3]).norm(dim=-1).mean()))
+
+
+def window_features(motion: torch.Tensor, length: int = FPS, stride: int = FPS // 2) -> torch.Tensor:
+    """Features of motion windows for motion_fd: normalised motion (T, D) -> (n, 2D) =
+    [mean over the window, std of the frame-to-frame velocity]."""
+    windows, _ = sliding_windows(motion, length, stride)                  # (n, L, D)
+    return torch.cat([windows.mean(1), windows.diff(dim=1).std(1)], dim=-1)
+
+
+def frechet_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to samples x (N, F) and y (M, F):
+    ||mu_x - mu_y||^2 + tr(S_x + S_y - 2 (S_x S_y)^(1/2)), in float64."""
+    x, y = x.double(), y.double()
+    mu_x, mu_y = x.mean(0), y.mean(0)
+    s_x, s_y = torch.cov(x.T), torch.cov(y.T)
+    vals, vecs = torch.linalg.eigh(s_x)
+    root_x = vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+    cross = torch.linalg.eigvalsh(root_x @ s_y @ root_x).clamp_min(0).sqrt().sum()   # tr((S_x S_y)^(1/2))
+    return float((mu_x - mu_y).square().sum() + s_x.trace() + s_y.trace() - 2 * cross)
+
+
+def diversity(samples: torch.Tensor) -> float:
+    """Spread across S samples for one audio: samples (S, T, D) normalised -> mean std over S."""
+    if samples.shape[0] < 2:
+        raise ValueError("diversity needs at least 2 samples")
+    return float(samples.std(0).mean())
+
+
+# --- evaluators ------------------------------------------------------------------------------------
+
+def train_evaluators(latents: LatentSet, settings: dict[str, dict[str, Any]] | None = None,
+                     log_every: int = 0) -> tuple[dict[str, torch.nn.Module], dict[str, Any]]:
+    """Fit the probes, SyncNet, CAPP and the emotion classifier on (train) latents.
+
+    settings: per evaluator, its config fields plus "steps", "batch", "lr", "seed" (see
+    configs/motion_evaluators.toml). Returns the models and a report (fit R^2, final losses, seconds).
+    """
+    settings = settings or {}
+    dyn_dim = latents.motion.shape[1] - POSE_DIM
+    report: dict[str, Any] = {}
+
+    def split(name: str, defaults: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        s = {**defaults, **settings.get(name, {})}
+        run = {k: s.pop(k) for k in ("steps", "batch", "lr", "seed") if k in s}
+        return s, run
+
+    start = time.perf_counter()
+    probe_cfg, _ = split("probes", {})
+    probes = MotionProbes(ProbeConfig(motion_dim=latents.motion.shape[1], **probe_cfg))
+    report["probes_train_r2"] = probes.fit(latents)
+    models: dict[str, torch.nn.Module] = {"probes": probes}
+    trainers = {"syncnet": (train_syncnet, SyncNetConfig, {"dyn_dim": dyn_dim, "steps": 1500, "batch": 128}),
+                "capp": (train_capp, CappConfig, {"steps": 600, "batch": 48}),
+                "emotion": (train_emotion, EmotionConfig, {"motion_dim": latents.motion.shape[1], "steps": 500,
+                                                           "batch": 48})}
+    for name, (trainer, config_class, defaults) in trainers.items():
+        cfg, run = split(name, defaults)
+        t0 = time.perf_counter()
+        models[name], losses = trainer(latents, config_class(**cfg), log_every=log_every, **run)
+        report[f"{name}_final_loss"] = round(sum(losses[-50:]) / len(losses[-50:]), 4)
+        report[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    return models, report
+
+
+def evaluator_path(name: str, folder: Path = CHECKPOINTS) -> Path:
+    """Where an evaluator's checkpoint lives: assets/checkpoints/eval_{name}.safetensors."""
+    return folder / f"eval_{name}.safetensors"
+
+
+def load_evaluators(face_checkpoint: Path, folder: Path = CHECKPOINTS, settings: dict | None = None,
+                    n_train: int = 300) -> tuple[dict[str, torch.nn.Module], str]:
+    """The evaluators fitted to this face model's latents: loaded when their checkpoints match
+    the face checkpoint's hash, else trained now on n_train train clips. Returns (models, how)."""
+    key = file_hash(face_checkpoint)
+    paths = {name: evaluator_path(name, folder) for name in EVALUATORS}
+    if all(p.exists() and read_checkpoint(p)[1]["info"].get("face_hash") == key for p in paths.values()):
+        return {name: load_checkpoint(paths[name], cls) for name, cls in EVALUATORS.items()}, "loaded"
+    latents = load_latents("train", n_train, face_checkpoint, verbose=True)
+    return train_evaluators(latents, settings)[0], f"trained now on {n_train} train clips (no matching checkpoints)"
+
+
+# --- the evaluation --------------------------------------------------------------------------------
+
+def clip_metrics(motion: torch.Tensor, latents: LatentSet, i: int, ev: dict[str, torch.nn.Module]) -> dict[str, float]:
+    """Per-clip metrics of motion (T, D) generated for (or encoded from) clip i of the test set."""
+    probes: MotionProbes = ev["probes"]
+    s, e = latents.offsets[i], latents.offsets[i + 1]
+    mel = latents.mel[s:e]
+    true_mouth = latents.true_dynamics[s:e, dyn_index("jaw_open")]
+    gaze = torch.stack([probes.read(motion, "gaze_yaw"), probes.read(motion, "gaze_pitch")], -1).mean(0)
+    sync = ev["syncnet"].scores(mel, motion)
+    return {
+        "lip_sync_corr": pearson(probes.read(motion, "jaw_open"), true_mouth),
+        "sync_conf": sync["sync_conf"], "sync_dist": sync["sync_dist"], "sync_offset_abs": abs(sync["offset"]),
+        "capp": ev["capp"].score(mel, motion),
+        "delta_p": delta_p(motion[:, :POSE_DIM]),
+        "gaze_err_deg": math.degrees(float((gaze - latents.gaze[i]).norm())),
+        "distance_err": float((probes.read(motion, "distance").mean() - latents.distance[i, 0]).abs()),
+        "emotion_acc": float(ev["emotion"].predict(motion) == int(latents.emotion[i])),
+    }
+
+
+def controls_of(latents: LatentSet, i: int) -> Controls:
+    """Clip i's controls (gaze, distance, emotion) as generation takes them."""
+    return Controls(gaze=tuple(latents.gaze[i].tolist()), distance=float(latents.distance[i, 0]),
+                    emotion=EMOTIONS[int(latents.emotion[i])])
+
+
+def generate_for(model: MotionGenerator, latents: LatentSet, i: int, steps: int, scales: dict[str, float],
+                 seed: int) -> torch.Tensor:
+    """A system's motion (T, D) for clip i: its audio (the clip's mel stacks through the model's
+    audio encoder, as `MotionGenerator.audio_features` computes them) and controls."""
+    mel = latents.mel[latents.offsets[i]: latents.offsets[i + 1]]
+    with torch.no_grad():
+        features = model.audio_encoder(mel[None])[0]
+    return generate(model.transformer, features, controls_of(latents, i), steps, scales, seed)
+
+
+def evaluate(diffusion: str | Path = CHECKPOINTS / "motion.safetensors",
+             baseline: str | Path = CHECKPOINTS / "motion_baseline.safetensors", face: str | Path = DEFAULT_FACE,
+             n_clips: int = 48, n_diversity: int = 12, n_samples: int = 3, steps: int = 50,
+             scales: dict[str, float] | None = None, seed: int = 0,
+             evaluators: str | Path = CHECKPOINTS) -> dict[str, Any]:
+    """All metrics of the module docstring for the three systems, with the settings.
+    evaluators: the folder of the evaluator checkpoints (eval_*.safetensors)."""
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    scales = dict(GUIDANCE_SCALES if scales is None else scales)
+    face = Path(face)
+    models = {"diffusion": load_checkpoint(diffusion, MotionGenerator),
+              "baseline": load_checkpoint(baseline, MotionGenerator)}
+    key = file_hash(face)
+    for name, path in (("diffusion", diffusion), ("baseline", baseline)):
+        trained_on = read_checkpoint(path)[1]["info"].get("face_hash")
+        if trained_on != key:
+            raise ValueError(f"the {name} model {path} was trained on latents of face model {trained_on}, "
+                             f"but {face} is {key}; retrain it or pass --face")
+    ev, how = load_evaluators(face, Path(evaluators))
+    test = load_latents("test", n_clips, face, verbose=True)
+    reference = load_latents("test", n_clips, face, start=n_clips, verbose=True)     # other clips, for motion_fd
+    reseeded = [load_latents("test", n_diversity, face, motion_seed=s, verbose=True) for s in range(1, n_samples)]
+    probes: MotionProbes = ev["probes"]
+    ref_features = torch.cat([window_features(probes.normalize(m)) for m in reference.split("motion")])
+
+    systems: dict[str, dict[str, float]] = {}
+    timings: dict[str, float] = {}
+    for name in ("diffusion", "baseline", "ground_truth"):
+        t0 = time.perf_counter()
+        if name == "ground_truth":
+            motions = test.split("motion")
+            samples = [torch.stack([test.split("motion")[i]] + [r.split("motion")[i] for r in reseeded])
+                       for i in range(n_diversity)]
+        else:
+            model = models[name]
+            motions = [generate_for(model, test, i, steps, scales, seed + i) for i in range(len(test))]
+            samples = [torch.stack([motions[i]] + [generate_for(model, test, i, steps, scales, seed + 1000 * s + i)
+                                                   for s in range(1, n_samples)]) for i in range(n_diversity)]
+            timings[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
+            n_frames = sum(len(m) for m in motions) + sum((n_samples - 1) * len(s[0]) for s in samples)
+            timings[f"{name}_realtime_factor"] = round(n_frames / FPS / (time.perf_counter() - t0), 2)
+        per_clip = [clip_metrics(m, test, i, ev) for i, m in enumerate(motions)]
+        row = {k: sum(c[k] for c in per_clip) / len(per_clip) for k in per_clip[0]}
+        row["motion_fd"] = frechet_distance(torch.cat([window_features(probes.normalize(m)) for m in motions]),
+                                            ref_features)
+        row["diversity"] = sum(diversity(probes.normalize(s)) for s in samples) / len(samples)
+        systems[name] = {k: round(row[k], 4) for k in (*KEYS, "sync_offset_abs")}
+
+    true_pose = test.true_pose.split(test.lengths())
+    settings = {
+        "n_clips": len(test), "n_test_voice_clips": int(test.test_voice.sum()),
+        "n_reference_clips": len(reference), "n_diversity_clips": n_diversity, "samples_per_audio": n_samples,
+        "steps": steps, "scales": scales, "seed": seed, "face_checkpoint": str(face), "face_hash": key,
+        "diffusion_checkpoint": str(diffusion), "baseline_checkpoint": str(baseline), "evaluators": how,
+        "probe_r2_test": probes.r2(test),
+        "world_truth_delta_p": round(sum(delta_p(p) for p in true_pose) / len(true_pose), 4),
+        "threads": torch.get_num_threads(), **timings,
+        "eval_seconds": round(time.perf_counter() - start, 1),
+    }
+    return {**systems, "settings": settings}
+
+
+def parse_scales(items: list[str] | None) -> dict[str, float] | None:
+    """["audio=0.5", "gaze=1"] -> {"audio": 0.5, "gaze": 1.0}."""
+    if not items:
+        return None
+    scales = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            scales[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError(f"a guidance scale is written condition=value (e.g. audio=0.5), got {item!r}")
+    return scales
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vasa_lib.eval.motion", description=__doc__.split("\n")[0])
+    parser.add_argument("--diffusion", default=str(CHECKPOINTS / "motion.safetensors"))
+    parser.add_argument("--baseline", default=str(CHECKPOINTS / "motion_baseline.safetensors"))
+    parser.add_argument("--face", default=str(DEFAULT_FACE), help="the face model whose latents the models generate")
+    parser.add_argument("--evaluators", default=str(CHECKPOINTS), help="folder of the eval_*.safetensors evaluators")
+    parser.add_argument("--clips", type=int, default=48, help="test clips")
+    parser.add_argument("--diversity-clips", type=int, default=12, help="test clips sampled 3 times for diversity")
+    parser.add_argument("--steps", type=int, default=50, help="DDIM steps per window")
+    parser.add_argument("--scale", action="append", help="guidance scale, e.g. --scale audio=0.5 --scale gaze=1")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--write-card", action="store_true", help="add the results to both models' cards")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results = evaluate(args.diffusion, args.baseline, args.face, n_clips=args.clips,
+                       n_diversity=args.diversity_clips, steps=args.steps, scales=parse_scales(args.scale),
+                       seed=args.seed, evaluators=args.evaluators)
+    if args.write_card:
+        command = "python -m vasa_lib.eval.motion " + " ".join(argv if argv is not None else sys.argv[1:])
+        for path in (args.diffusion, args.baseline):
+            card = Path(path).with_suffix(".md")
+            text = card.read_text() if card.exists() else ""
+            text = text.split("\n## Evaluation")[0].rstrip() + "\n\n## Evaluation (held-out test identities)\n\n"
+            card.write_text(text + f"Command: `{command}`\n\n```json\n{json.dumps(results, indent=2)}\n```\n")
+    if args.json:
+        print(json.dumps(results))
+    else:
+        systems = ("diffusion", "baseline", "ground_truth")
+        print(f"{'metric':16s}" + "".join(f"{name:>14s}" for name in systems))
+        for k in KEYS:
+            print(f"{k:16s}" + "".join(f"{results[name][k]:14.4f}" for name in systems))
+        print(json.dumps(results["settings"], indent=2))
+
+
+if __name__ == "__main__":
+    main()

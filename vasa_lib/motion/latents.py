@@ -1,0 +1,211 @@
+"""Motion latents extracted from video: the training data of the motion generator (paper Sec. 3.2).
+
+VASA-1 does not train its motion generator on labels: it runs the face encoder over every frame
+of its talking-face videos and learns to generate the resulting [z_pose, z_dyn] sequences. We do
+the same on the synthetic world: render each clip's frames, encode them with the face model's
+motion encoder, and keep per frame
+
+    motion (F, 6 + dyn_dim)   [z_pose, z_dyn] in the face latent space (25 fps)
+    mel    (F, 320)           the log-mel stack of the same frame (`vasa_lib.audio.mel`)
+    true_pose (F, 6), true_dynamics (F, 11)   the world's hidden truth, for grading only
+
+plus per clip the controls (gaze, distance, emotion), the person and whether the voice is one
+never heard in training. All clips of a set are concatenated along frames; clip i owns frames
+offsets[i] .. offsets[i + 1]. A set is cached on disk as one safetensors file keyed by the face
+checkpoint's hash, the split and the clip range, with the normalisation statistics of its motion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from vasa_lib.audio.mel import audio_frame_features
+from vasa_lib.checkpoint import load_checkpoint
+from vasa_lib.face.model import FaceModel
+from vasa_lib.world.clips import Clip, load_clip, make_clip, render_clip
+from vasa_lib.world.params import EMOTIONS, POSE_DIM
+from vasa_lib.world.speech import TEST_VOICES
+
+LATENTS_VERSION = 1   # bump when the stored format changes
+PER_FRAME = ("motion", "mel", "true_pose", "true_dynamics")
+PER_CLIP = ("gaze", "distance", "emotion", "identity_id", "test_voice")
+
+
+def data_dir(path: str | Path | None = None) -> Path:
+    """Where data is cached: `path`, else $VASA_DATA_DIR, else ~/.cache/vasa_lib."""
+    return Path(path or os.environ.get("VASA_DATA_DIR") or Path.home() / ".cache" / "vasa_lib")
+
+
+def file_hash(path: str | Path) -> str:
+    """The first 12 hex digits of a file's SHA-256 (names a face checkpoint in cache keys)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+@dataclass
+class LatentSet:
+    """Motion latents of n clips, concatenated over their F frames in total.
+
+    Per frame: motion (F, D), mel (F, 320), true_pose (F, 6), true_dynamics (F, 11).
+    Per clip: offsets (n + 1,), gaze (n, 2), distance (n, 1), emotion (n,) index into EMOTIONS,
+    identity_id (n,), test_voice (n,) bool. info: where the set comes from (face checkpoint
+    and its hash, split, clip indices, motion seeds).
+    """
+
+    motion: torch.Tensor
+    mel: torch.Tensor
+    true_pose: torch.Tensor
+    true_dynamics: torch.Tensor
+    offsets: torch.Tensor
+    gaze: torch.Tensor
+    distance: torch.Tensor
+    emotion: torch.Tensor
+    identity_id: torch.Tensor
+    test_voice: torch.Tensor
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def pose(self) -> torch.Tensor:
+        """z_pose (F, 6)."""
+        return self.motion[:, :POSE_DIM]
+
+    @property
+    def dynamics(self) -> torch.Tensor:
+        """z_dyn (F, dyn_dim)."""
+        return self.motion[:, POSE_DIM:]
+
+    def lengths(self) -> list[int]:
+        """Frames per clip."""
+        return self.offsets.diff().tolist()
+
+    def split(self, name: str) -> list[torch.Tensor]:
+        """A per-frame tensor cut into clips: name in PER_FRAME -> [(T_i, ...)]."""
+        if name not in PER_FRAME:
+            raise ValueError(f"{name!r} is not a per-frame tensor; choose one of {PER_FRAME}")
+        return list(torch.split(getattr(self, name), self.lengths()))
+
+    def controls(self, i: int) -> dict[str, torch.Tensor]:
+        """Clip i's controls as the motion model takes them: gaze (2,), distance (1,), emotion ()."""
+        return {"gaze": self.gaze[i], "distance": self.distance[i], "emotion": self.emotion[i]}
+
+    def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalisation statistics of the motion: per-dimension mean and std (D,)."""
+        return self.motion.mean(0), self.motion.std(0)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the set (and its statistics) as one safetensors file, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mean, std = self.stats()
+        tensors = {name: getattr(self, name).contiguous() for name in (*PER_FRAME, "offsets", *PER_CLIP)}
+        tensors.update(motion_mean=mean, motion_std=std)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, tmp, metadata={"vasa_lib_latents": json.dumps({"version": LATENTS_VERSION, **self.info})})
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatentSet:
+        """Read a set written by `save`; ValueError if it is damaged or of another format version."""
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                info = json.loads((f.metadata() or {}).get("vasa_lib_latents", "{}"))
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as err:  # safetensors raises several types for damaged files
+            raise ValueError(f"{path} is not a readable latent set: {err}") from err
+        if info.pop("version", None) != LATENTS_VERSION:
+            raise ValueError(f"{path} has another latent format version (expected {LATENTS_VERSION})")
+        return cls(**{name: tensors[name] for name in (*PER_FRAME, "offsets", *PER_CLIP)}, info=info)
+
+
+@torch.inference_mode()
+def encode_clips(face: FaceModel, clips: Sequence[Clip], batch_size: int = 64, info: dict | None = None) -> LatentSet:
+    """Render every frame of the clips, encode it with the face model's motion encoder (Sec. 3.1)
+    and gather the LatentSet. Frames are rendered clip by clip and encoded in batches."""
+    if not clips:
+        raise ValueError("encode_clips needs at least one clip")
+    face.eval()
+    size = face.config.size
+    device = next(face.parameters()).device
+    frames = torch.cat([render_clip(c, size=size, device=device) for c in clips])       # (F, 3, H, W)
+    pose, dyn = zip(*(face.encode_motion(frames[i:i + batch_size]) for i in range(0, len(frames), batch_size)))
+    lengths = torch.tensor([c.n_frames for c in clips])
+    return LatentSet(
+        motion=torch.cat([torch.cat(pose), torch.cat(dyn)], dim=1).float().cpu(),
+        mel=torch.cat([audio_frame_features(c.audio) for c in clips]),
+        true_pose=torch.from_numpy(np.concatenate([c.pose for c in clips])).float(),
+        true_dynamics=torch.from_numpy(np.concatenate([c.dynamics for c in clips])).float(),
+        offsets=torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+        gaze=torch.tensor([c.gaze for c in clips], dtype=torch.float32),
+        distance=torch.tensor([[c.distance] for c in clips], dtype=torch.float32),
+        emotion=torch.tensor([EMOTIONS.index(c.emotion) for c in clips]),
+        identity_id=torch.tensor([c.identity_id for c in clips]),
+        test_voice=torch.tensor([c.voice in TEST_VOICES for c in clips]),
+        info=info or {},
+    )
+
+
+def reseeded_clip(index: int, split: str, motion_seed: int) -> Clip:
+    """Clip `index` of a split with the same speech, person and controls but another motion:
+    another sample of the one-to-many mapping from audio to motion."""
+    return make_clip(index, split, motion_seed=int(np.random.default_rng([index, motion_seed]).integers(1 << 30)))
+
+
+def load_latents(split: str, count: int, face_checkpoint: str | Path, start: int = 0, motion_seed: int | None = None,
+                 cache_dir: str | Path | None = None, batch_size: int = 64, verbose: bool = False) -> LatentSet:
+    """Latents of clips start .. start + count - 1 of a split, encoded with the face checkpoint.
+
+    Cached under cache_dir/motion_latents/ (see `data_dir`) as
+    `{face hash}-{split}-{start}-{count}[-seed{motion_seed}].safetensors`; a larger cached set
+    with the same start is sliced. motion_seed: encode `reseeded_clip`s instead of the clips.
+    """
+    if count < 1 or start < 0:
+        raise ValueError(f"need count >= 1 and start >= 0, got count={count}, start={start}")
+    key = file_hash(face_checkpoint)
+    folder = data_dir(cache_dir) / "motion_latents"
+    suffix = "" if motion_seed is None else f"-seed{motion_seed}"
+    for cached in sorted(folder.glob(f"{key}-{split}-{start}-*{suffix}.safetensors")):
+        n = cached.name.removesuffix(".safetensors").removesuffix(suffix).split("-")[-1]
+        if n.isdigit() and int(n) >= count:
+            try:
+                return subset(LatentSet.load(cached), range(count))
+            except ValueError:
+                cached.unlink(missing_ok=True)      # damaged: rebuilt below
+    face = load_checkpoint(face_checkpoint, FaceModel)
+    clip_dir = data_dir(cache_dir)
+    indices = range(start, start + count)
+    clips = [load_clip(i, split, clip_dir) if motion_seed is None else reseeded_clip(i, split, motion_seed)
+             for i in indices]
+    if verbose:
+        print(f"encoding {sum(c.n_frames for c in clips)} frames of {count} {split} clips with {face_checkpoint}",
+              flush=True)
+    info = {"face_checkpoint": str(face_checkpoint), "face_hash": key, "split": split, "start": start,
+            "count": count, "motion_seed": motion_seed}
+    latents = encode_clips(face, clips, batch_size, info)
+    latents.save(folder / f"{key}-{split}-{start}-{count}{suffix}.safetensors")
+    return latents
+
+
+def subset(latents: LatentSet, clips: Sequence[int] | range) -> LatentSet:
+    """The set restricted to the given clip numbers (in that order)."""
+    clips = list(clips)
+    if not clips or min(clips) < 0 or max(clips) >= len(latents):
+        raise ValueError(f"clip numbers must be in 0 .. {len(latents) - 1}, got {clips[:5]}...")
+    frames = torch.cat([torch.arange(latents.offsets[i], latents.offsets[i + 1]) for i in clips])
+    lengths = latents.offsets.diff()[clips]
+    per_frame = {name: getattr(latents, name)[frames] for name in PER_FRAME}
+    per_clip = {name: getattr(latents, name)[clips] for name in PER_CLIP}
+    return LatentSet(**per_frame, **per_clip, offsets=torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+                     info={**latents.info, "count": len(clips)})
