@@ -20,14 +20,6 @@ from vasa_lib.motion.latents import LatentSet
 DYN = 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def synthetic_latents(n_clips: int = 24, frames: int = 60, seed: int = 0) -> LatentSet:
     """Clips whose mouth (z_dyn[0]) follows the audio's loudness frame by frame, like speech;
     the other dynamics and the pose are noise. true jaw_open = 0.5 z_dyn[0] + 0.2."""

@@ -27,15 +27,6 @@ TINY = MotionConfig(motion_dim=D, audio_dim=CA, window=W, context=K, width=32, d
 DIFFUSERS_KIND = {"cosine": "squaredcos_cap_v2", "linear": "linear"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and leave the other core alone)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def diffusers_ddim(kind: str, steps: int) -> DDIMScheduler:
     s = DDIMScheduler(num_train_timesteps=1000, beta_schedule=DIFFUSERS_KIND[kind], prediction_type="sample",
                       clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")

@@ -20,14 +20,6 @@ TINY_FACE = FaceConfig(size=32, app_width=8, app_blocks=1, volume_channels=4, vo
                        motion_width=8, id_dim=8, dyn_dim=4, warp_channels=4, features=8, generator_blocks=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def face_checkpoint(tmp_path_factory):
     torch.manual_seed(0)

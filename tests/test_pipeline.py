@@ -27,15 +27,6 @@ from vasa_lib.world.params import SAMPLE_RATE
 PORTRAIT = Path(__file__).resolve().parent.parent / "assets" / "portraits" / "test_10100.png"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and leave the other core alone)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_models(seed: int = 0) -> tuple[FaceModel, MotionGenerator, IdentityNet]:
     """Random face model (32 x 32), motion generator (window 8, context 3) and identity network."""
     torch.manual_seed(seed)
