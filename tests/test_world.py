@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vasa_lib.world.clips import clip_from_speech, load_clip, make_clip, render_clip
+from vasa_lib.world.clips import clip_from_speech, load_clip, make_clip, prepare_clips, render_clip
 from vasa_lib.world.datasets import WorldDataModule
 from vasa_lib.world.identity import IDENTITY_SPLITS, split_of
 from vasa_lib.world.params import FPS, SAMPLE_RATE
@@ -67,6 +67,16 @@ def test_cache_round_trip(tmp_path):
     (path,) = tmp_path.rglob("*.npz")
     path.write_bytes(b"damaged")
     np.testing.assert_array_equal(load_clip(2, "train", tmp_path).pose, fresh.pose)  # rebuilt
+
+
+def test_prepare_clips_in_parallel_matches_one_process(tmp_path):
+    prepare_clips("val", 3, tmp_path / "two", workers=2)
+    prepare_clips("val", 3, tmp_path / "one", workers=1)
+    for i in range(3):
+        a, b = load_clip(i, "val", tmp_path / "two"), load_clip(i, "val", tmp_path / "one")
+        np.testing.assert_array_equal(a.audio, b.audio)
+        np.testing.assert_array_equal(a.pose, b.pose)
+    assert len(list((tmp_path / "two").rglob("*.npz"))) == 3
 
 
 def test_datamodule_renders_batches(tmp_path):

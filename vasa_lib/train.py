@@ -46,6 +46,13 @@ def _cache_dir(data: dict[str, Any]) -> Path:
     return Path(data.get("cache_dir") or os.environ.get("VASA_DATA_DIR") or Path.home() / ".cache" / "vasa_lib")
 
 
+def _machine() -> str:
+    """Where a run trained: the GPU's name, or the CPU's architecture and threads."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"{platform.machine()} {torch.get_num_threads()} threads"
+
+
 class PeriodicCheckpoint(L.Callback):
     """Save the face model every `every_minutes` of training and at the end; print losses every
     `log_every` steps (for logs of runs in the background)."""
@@ -67,7 +74,7 @@ class PeriodicCheckpoint(L.Callback):
             metrics = " ".join(f"{k.split('/')[-1]} {float(v):.4f}" for k, v in trainer.callback_metrics.items()
                                if k.startswith("train/"))
             rate = step / max(time.monotonic() - self.start, 1e-9)
-            print(f"step {step} {metrics} | {rate:.2f} steps/s {time.monotonic() - self.start:.0f}s", flush=True)
+            print(f"step {step} {metrics} | {rate:.2f} steps/s {time.monotonic() - self.start:.1f}s", flush=True)
         if time.monotonic() - self.last_save > self.every_s:
             self.save(trainer, module)
 
@@ -87,7 +94,7 @@ def write_card(path: Path, title: str, config_path: str, command: str, info: dic
 
 
 def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir: Path,
-                mix_motion: float = 0.0, same_pose: float = 0.0) -> L.LightningDataModule:
+                mix_motion: float = 0.0, same_pose: float = 0.0, workers: int = 1) -> L.LightningDataModule:
     """`WorldDataModule` restricted to the train split (the face model is graded on test people
     by `vasa_lib.eval.face`, so training runs no validation loop).
 
@@ -96,8 +103,9 @@ def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir
     "video" of the same person with more varied motion (within one short clip the head barely
     moves, and a decoder can score well by copying the source). With `same_pose` > 0, the last
     frame then keeps, with that probability, the first frame's pose: source and driver differ only
-    in their facial dynamics, and every pixel of the reconstruction error is about expression."""
-    from vasa_lib.world.clips import load_clip
+    in their facial dynamics, and every pixel of the reconstruction error is about expression.
+    `workers` processes make the clips that are not cached yet."""
+    from vasa_lib.world.clips import prepare_clips
     from vasa_lib.world.datasets import ClipDataset, FrameTuples, WorldDataModule
 
     class MixedTuples(FrameTuples):
@@ -114,8 +122,7 @@ def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir
 
     class TrainClips(WorldDataModule):
         def prepare_data(self) -> None:
-            for i in range(n_train):
-                load_clip(i, "train", cache_dir)
+            prepare_clips("train", n_train, cache_dir, workers)
 
         def setup(self, stage: str | None = None) -> None:
             if "train" not in self.sets:
@@ -134,7 +141,9 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     L.seed_everything(data.get("seed", 0), workers=True)
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
     dm = train_clips(data["n_train"], 2, model_cfg.get("size", 128), data["batch_size"], _cache_dir(data),
-                     data.get("mix_motion", 0.0), data.get("same_pose", 0.0))
+                     data.get("mix_motion", 0.0), data.get("same_pose", 0.0), data.get("workers", 1))
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")    # TF32 matrix products on a GPU
     lit = LitFace(model_cfg, loss, lr=train["lr"], weight_decay=train.get("weight_decay", 1e-4),
                   max_steps=train["max_steps"], identity_net=str(_repo_path(train["identity_net"]))
                   if train.get("identity_net") else None)
@@ -148,7 +157,7 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
             "n_train_clips": data["n_train"], "mix_motion": data.get("mix_motion", 0.0),
             "same_pose": data.get("same_pose", 0.0),
             "batch_size": data["batch_size"], "loss": loss,
-            "torch": torch.__version__, "machine": f"{platform.machine()} {torch.get_num_threads()} threads"}
+            "torch": torch.__version__, "machine": _machine()}
     if train.get("init"):
         info["init"] = {"checkpoint": train["init"], "earlier_run": earlier.get("info", earlier)}
     ckpt = PeriodicCheckpoint(path, train.get("checkpoint_every_minutes", 5), train.get("log_every", 20), info)
@@ -228,7 +237,7 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
             "face_checkpoint": data["face_checkpoint"], "face_hash": latents["train"].info["face_hash"],
             "n_train_clips": data["n_train"], "n_train_frames": len(latents["train"].motion),
             "n_val_clips": data["n_val"], "torch": torch.__version__,
-            "machine": f"{platform.machine()} {torch.get_num_threads()} threads"}
+            "machine": _machine()}
     ckpt = PeriodicCheckpoint(path, train.get("checkpoint_every_minutes", 4), train.get("log_every", 50), info)
     run_dir = _repo_path(train.get("run_dir", "runs/motion"))
     trainer = L.Trainer(

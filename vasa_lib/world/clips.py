@@ -13,7 +13,9 @@ machine. `load_clip` caches the audio and parameters on disk as .npz (no pickles
 from __future__ import annotations
 
 import math
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +168,22 @@ def load_clip(index: int, split: str = "train", cache_dir: str | Path | None = N
     clip = make_clip(index, split)
     save_clip(clip, path)
     return clip
+
+
+def _cache_one(index: int, split: str, cache_dir: Path) -> None:
+    load_clip(index, split, cache_dir)
+
+
+def prepare_clips(split: str, count: int, cache_dir: str | Path, workers: int = 1) -> None:
+    """Make and cache clips 0 .. count - 1 of a split, in `workers` processes (each clip is
+    independent and deterministic, so the cache is the same whatever the number of workers)."""
+    missing = [i for i in range(count) if not _cache_path(Path(cache_dir), split, i).exists()]
+    if workers <= 1 or len(missing) < 2:
+        for i in missing:
+            load_clip(i, split, cache_dir)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(partial(_cache_one, split=split, cache_dir=Path(cache_dir)), missing, chunksize=4))
 
 
 def render_clip(clip: Clip, size: int = 128, start: int = 0, stop: int | None = None,
