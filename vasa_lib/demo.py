@@ -31,6 +31,7 @@ import torch
 from einops import rearrange
 from matplotlib.figure import Figure
 
+from vasa_lib.motion.guidance import GUIDANCE_SCALES
 from vasa_lib.pipeline import CHECKPOINTS, REAL_VIDEO_HINT, Portrait, Settings, Talker, load_speech, provenance
 from vasa_lib.video import write_video
 from vasa_lib.world.identity import identity_from_id, sample_identity
@@ -172,8 +173,8 @@ def build(talker: Talker, max_seconds: float = MAX_SECONDS) -> gr.Blocks:
                     distance = gr.Slider(0.85, 1.35, 1.0, step=0.05, label="head distance")
                     emotion = gr.Dropdown(list(EMOTIONS), value="neutral", label="emotion")
                 with gr.Row():
-                    audio_scale = gr.Slider(0, 3, 0.5, step=0.1, label="audio guidance")
-                    gaze_scale = gr.Slider(0, 3, 1.0, step=0.1, label="gaze guidance")
+                    audio_scale = gr.Slider(0, 3, GUIDANCE_SCALES["audio"], step=0.1, label="audio guidance (the paper: 0.5)")
+                    gaze_scale = gr.Slider(0, 3, GUIDANCE_SCALES["gaze"], step=0.1, label="gaze guidance")
                 with gr.Row():
                     steps = gr.Slider(1, 50, 25, step=1, label="sampling steps")
                     seed = gr.Number(0, label="seed", precision=0, minimum=0)

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from vasa_lib.motion.guidance import GUIDANCE_SCALES
 from vasa_lib.pipeline import CHECKPOINTS, MAX_AUDIO_SECONDS, Settings, Talker, load_speech
 from vasa_lib.world.params import EMOTIONS, SAMPLE_RATE
 
@@ -32,8 +33,9 @@ def parser() -> argparse.ArgumentParser:
                    help="main gaze direction in radians (default 0 0: at the camera)")
     p.add_argument("--distance", type=float, default=1.0, help="head distance, 1 = nominal (default 1)")
     p.add_argument("--emotion", default="neutral", choices=EMOTIONS)
-    p.add_argument("--audio-scale", type=float, default=0.5, help="classifier-free guidance scale of the audio")
-    p.add_argument("--gaze-scale", type=float, default=1.0, help="classifier-free guidance scale of the gaze")
+    p.add_argument("--audio-scale", type=float, default=GUIDANCE_SCALES["audio"],
+                   help="classifier-free guidance scale of the audio (the paper: 0.5)")
+    p.add_argument("--gaze-scale", type=float, default=GUIDANCE_SCALES["gaze"], help="classifier-free guidance scale of the gaze")
     p.add_argument("--steps", type=int, default=50, help="DDIM sampling steps per window (10 is ~5x faster)")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same motion")
     p.add_argument("--intensity", type=float, default=1.0, help="head motion intensity (0 = still, default 1)")

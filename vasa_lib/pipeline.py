@@ -50,6 +50,7 @@ from vasa_lib.audio.encoder import MelEncoder
 from vasa_lib.audio.mel import SAMPLES_PER_FRAME, n_video_frames
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.face.identity_net import IdentityNet, random_motion
+from vasa_lib.face.losses import POSE_SPREAD
 from vasa_lib.face.model import FaceLatent, FaceModel
 from vasa_lib.motion.generate import Controls, emotion_tensor, generate, generate_window
 from vasa_lib.motion.guidance import GUIDANCE_SCALES
@@ -57,7 +58,7 @@ from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.motion.transformer import CONDITIONS
 from vasa_lib.video import write_video
 from vasa_lib.world.identity import identity_from_id
-from vasa_lib.world.params import DYNAMICS_RANGES, POSE_RANGES, SAMPLE_RATE, dyn_index
+from vasa_lib.world.params import DYNAMICS_RANGES, NEUTRAL_POSE, POSE_LIMITS, POSE_RANGES, SAMPLE_RATE, dyn_index
 from vasa_lib.world.renderer import render as render_world
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
@@ -548,12 +549,16 @@ class Talker:
         """The world's jaw_open (T,) read from generated motion (T, 6 + dyn_dim) by a linear probe.
 
         z_dyn has no named axes, so a ridge regression from z_dyn to the true jaw opening is fitted
-        once, on the face model's codes of 256 world renders (random people, poses, expressions).
+        once, on the face model's codes of 512 world renders: random people and expressions, head
+        poses drawn around the front view with the world's natural spread (z_dyn also carries some
+        pose, so a probe fitted on extreme poses reads the pose instead of the mouth).
         """
         if self._mouth_probe is None:
             g = torch.Generator().manual_seed(0)
-            ids = torch.randint(0, 10_000, (256,), generator=g)
-            pose, dynamics = random_motion(256, g)
+            ids = torch.randint(0, 10_000, (512,), generator=g)
+            _, dynamics = random_motion(512, g)
+            pose = (NEUTRAL_POSE + POSE_SPREAD * torch.randn(512, len(POSE_SPREAD), generator=g)).clamp(
+                POSE_LIMITS[:, 0], POSE_LIMITS[:, 1])
             images = render_world(identity_from_id(ids.tolist()), pose, dynamics, size=self.size).to(self.device)
             with num_threads(self.threads):
                 _, z = self.face.encode_motion(images)
