@@ -133,17 +133,23 @@ class LatentSet:
 @torch.inference_mode()
 def encode_clips(face: FaceModel, clips: Sequence[Clip], batch_size: int = 64, info: dict | None = None) -> LatentSet:
     """Render every frame of the clips, encode it with the face model's motion encoder (Sec. 3.1)
-    and gather the LatentSet. Frames are rendered clip by clip and encoded in batches."""
+    and gather the LatentSet. Frames are rendered one clip at a time and encoded in batches, so
+    memory holds one clip's frames, however many clips there are."""
     if not clips:
         raise ValueError("encode_clips needs at least one clip")
     face.eval()
     size = face.config.size
     device = next(face.parameters()).device
-    frames = torch.cat([render_clip(c, size=size, device=device) for c in clips])       # (F, 3, H, W)
-    pose, dyn = zip(*(face.encode_motion(frames[i:i + batch_size]) for i in range(0, len(frames), batch_size)))
+    pose, dyn = [], []
+    for clip in clips:
+        frames = render_clip(clip, size=size, device=device)                           # (T, 3, H, W)
+        for batch in frames.split(batch_size):
+            p, d = face.encode_motion(batch)
+            pose.append(p.cpu())
+            dyn.append(d.cpu())
     lengths = torch.tensor([c.n_frames for c in clips])
     return LatentSet(
-        motion=torch.cat([torch.cat(pose), torch.cat(dyn)], dim=1).float().cpu(),
+        motion=torch.cat([torch.cat(pose), torch.cat(dyn)], dim=1).float(),
         mel=torch.cat([audio_frame_features(c.audio) for c in clips]),
         true_pose=torch.from_numpy(np.concatenate([c.pose for c in clips])).float(),
         true_dynamics=torch.from_numpy(np.concatenate([c.dynamics for c in clips])).float(),
