@@ -80,3 +80,13 @@ def load_checkpoint(path: str | Path, model_class: type[nn.Module], map_location
     check_state(model, tensors, path)
     model.load_state_dict(tensors)
     return model.to(map_location).eval()
+
+
+def write_evaluation(checkpoint: str | Path, command: str, results: dict[str, Any]) -> Path:
+    """Put evaluation results (and the command that produced them) in the checkpoint's card (the
+    .md beside it), replacing an earlier evaluation section; returns the card's path."""
+    card = Path(checkpoint).with_suffix(".md")
+    text = card.read_text() if card.exists() else ""
+    text = text.split("\n## Evaluation")[0].rstrip() + "\n\n## Evaluation (held-out test identities)\n\n"
+    card.write_text(text + f"Command: `{command}`\n\n```json\n{json.dumps(results, indent=2)}\n```\n")
+    return card

@@ -51,6 +51,7 @@ from vasa_lib.audio.mel import SAMPLES_PER_FRAME, n_video_frames
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.face.identity_net import IdentityNet, random_motion
 from vasa_lib.face.losses import POSE_SPREAD
+from vasa_lib.eval.probes import ridge
 from vasa_lib.face.model import FaceLatent, FaceModel
 from vasa_lib.motion.generate import Controls, emotion_tensor, generate, generate_window
 from vasa_lib.motion.guidance import GUIDANCE_SCALES
@@ -342,7 +343,7 @@ class Talker:
         self.size = face.config.size
         self.mask = label_mask(self.size)
         self.timings: dict[str, float] = {}
-        self._mouth_probe: torch.Tensor | None = None
+        self._mouth_probe: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
     def from_checkpoints(cls, folder: str | Path = CHECKPOINTS, device: str = "cpu", **kwargs) -> Talker:
@@ -562,10 +563,9 @@ class Talker:
             images = render_world(identity_from_id(ids.tolist()), pose, dynamics, size=self.size).to(self.device)
             with num_threads(self.threads):
                 _, z = self.face.encode_motion(images)
-            x = torch.cat([z, torch.ones(len(z), 1, device=z.device)], 1)
-            y = dynamics[:, dyn_index("jaw_open")].to(z.device)
-            self._mouth_probe = torch.linalg.solve(x.T @ x + 1e-2 * torch.eye(x.shape[1], device=z.device), x.T @ y)
-        return motion[:, 6:] @ self._mouth_probe[:-1] + self._mouth_probe[-1]
+            self._mouth_probe = ridge(z, dynamics[:, [dyn_index("jaw_open")]].to(z.device), alpha=1e-3)
+        weight, bias = self._mouth_probe
+        return (motion[:, 6:] @ weight + bias)[:, 0]
 
     @torch.inference_mode()
     def identity_similarity(self, portrait: Portrait, frames: torch.Tensor) -> torch.Tensor:

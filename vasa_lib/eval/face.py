@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from vasa_lib.checkpoint import load_checkpoint
+from vasa_lib.checkpoint import load_checkpoint, write_evaluation
+from vasa_lib.eval.probes import ridge
 from vasa_lib.face.identity_net import IdentityNet, random_motion
 from vasa_lib.face.losses import psnr, ssim
 from vasa_lib.face.model import FaceModel
@@ -53,19 +53,10 @@ DEFAULT_IDENTITY_NET = REPO_ROOT / "assets" / "checkpoints" / "identity_net.safe
 
 def ridge_r2(x_fit: torch.Tensor, y_fit: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
              alpha: float = 1e-3) -> float:
-    """Closed-form ridge regression (standardised inputs, bias) fit on (N, D) -> (N, K), scored on
-    the test set: R^2 averaged over the K targets."""
-    mean, std = x_fit.mean(0), x_fit.std(0).clamp_min(1e-6)
-
-    def design(x: torch.Tensor) -> torch.Tensor:
-        return F.pad((x - mean) / std, (0, 1), value=1.0).double()
-
-    a, b = design(x_fit), y_fit.double()
-    w = torch.linalg.solve(a.T @ a + alpha * len(a) * torch.eye(a.shape[1], dtype=a.dtype), a.T @ b)
-    pred = design(x_test) @ w
-    y = y_test.double()
-    r2 = 1 - ((pred - y) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0).clamp_min(1e-12)
-    return float(r2.mean())
+    """Ridge regression (`vasa_lib.eval.probes.ridge`) fit on (N, D) -> (N, K), scored on the
+    test set: R^2 averaged over the K targets."""
+    weight, bias = ridge(x_fit, y_fit, alpha)
+    return r2_score(x_test @ weight + bias, y_test)
 
 
 def r2_score(pred: torch.Tensor, true: torch.Tensor) -> float:
@@ -220,11 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results = evaluate(args.checkpoint, args.identity_net, n_clips=args.clips, cache_dir=args.cache_dir)
     if args.write_card:
-        card = Path(args.checkpoint).with_suffix(".md")
         command = "python -m vasa_lib.eval.face " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = card.read_text() if card.exists() else ""
-        text = text.split("\n## Evaluation")[0].rstrip() + "\n\n## Evaluation (held-out test identities)\n\n"
-        card.write_text(text + f"Command: `{command}`\n\n```json\n{json.dumps(results, indent=2)}\n```\n")
+        write_evaluation(args.checkpoint, command, results)
     if args.json:
         print(json.dumps(results))
     else:

@@ -295,10 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.write_card:
         command = "python -m vasa_lib.eval.motion " + " ".join(argv if argv is not None else sys.argv[1:])
         for path in (args.diffusion, args.baseline):
-            card = Path(path).with_suffix(".md")
-            text = card.read_text() if card.exists() else ""
-            text = text.split("\n## Evaluation")[0].rstrip() + "\n\n## Evaluation (held-out test identities)\n\n"
-            card.write_text(text + f"Command: `{command}`\n\n```json\n{json.dumps(results, indent=2)}\n```\n")
+            write_evaluation(path, command, results)
     if args.json:
         print(json.dumps(results))
     else:

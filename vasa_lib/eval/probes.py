@@ -41,7 +41,8 @@ def ridge(x: torch.Tensor, y: torch.Tensor, alpha: float) -> tuple[torch.Tensor,
     weights (D, K) and bias (K,) for the raw x."""
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     a = F.pad((x - mean) / std, (0, 1), value=1.0).double()
-    w = torch.linalg.solve(a.T @ a + alpha * len(a) * torch.eye(a.shape[1], dtype=a.dtype), a.T @ y.double())
+    eye = torch.eye(a.shape[1], dtype=a.dtype, device=a.device)
+    w = torch.linalg.solve(a.T @ a + alpha * len(a) * eye, a.T @ y.double())
     weight = w[:-1] / std[:, None].double()
     return weight.float(), (w[-1] - (mean.double() @ weight)).float()
 

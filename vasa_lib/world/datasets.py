@@ -15,7 +15,7 @@ import torch
 from einops import rearrange, repeat
 from torch.utils.data import DataLoader, Dataset
 
-from vasa_lib.world.clips import Clip, load_clip
+from vasa_lib.world.clips import Clip, load_clip, prepare_clips
 from vasa_lib.world.renderer import render
 
 
@@ -88,9 +88,9 @@ class WorldDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         h = self.hparams
-        for split, n in (("train", h.n_train), ("val", h.n_val), ("test", h.n_test)):
-            for i in range(n):
-                load_clip(i, split, h.cache_dir)
+        if h.cache_dir is not None:          # without a cache, clips are made when loaded
+            for split, n in (("train", h.n_train), ("val", h.n_val), ("test", h.n_test)):
+                prepare_clips(split, n, h.cache_dir)
 
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams
