@@ -30,15 +30,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+from vasa_lib import paths
+from vasa_lib.checkpoint import load_checkpoint
+from vasa_lib.eval.face import evaluate
+from vasa_lib.face.model import FaceModel
+from vasa_lib.train import read_config, train_face
+from vasa_lib.world.clips import load_clip
+from vasa_lib.world.renderer import render
 
-from vasa_lib.eval.face import evaluate  # noqa: E402
-from vasa_lib.checkpoint import load_checkpoint  # noqa: E402
-from vasa_lib.face.model import FaceModel  # noqa: E402
-from vasa_lib.train import read_config, train_face  # noqa: E402
-from vasa_lib.world.clips import load_clip  # noqa: E402
-from vasa_lib.world.renderer import render  # noqa: E402
+REPO_ROOT = paths.course_root()
 
 VARIANTS = {  # name: (consist weight, cross_id weight)
     "both losses": (1.0, 0.1),
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", default="runs/face_ablation", help="where the ablation checkpoints go")
     parser.add_argument("--clips", type=int, default=40, help="test clips for the re-enactment metrics")
     parser.add_argument("--only", nargs="*", help="run only these variants (names as in the JSON)")
-    parser.add_argument("--cache-dir", default=os.environ.get("VASA_DATA_DIR") or str(Path.home() / ".cache" / "vasa_lib"),
+    parser.add_argument("--cache-dir", default=str(paths.data_dir()),
                         help="where clips are cached")
     parser.add_argument("--jobs", type=int, default=1, help="variants trained at the same time (processes)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads per job")
@@ -146,9 +146,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out_path = REPO_ROOT / args.out
     record = json.loads(out_path.read_text()) if args.only and out_path.exists() else {}
-    record.update({"command": "python benchmarks/face_ablation.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+    command = "python benchmarks/face_ablation.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    record.update({"command": command,
                    "config": args.config, "steps": args.steps, "library": library_version(), "torch": torch.__version__,
-                   "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.jobs} job(s) x {args.threads} thread(s)"})
+                   "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                              f"{args.jobs} job(s) x {args.threads} thread(s)"})
     names = [n for n in VARIANTS if not args.only or n in args.only]
     # load the clips once, so that parallel jobs do not make the same clip at the same time
     for split, n in (("train", read_config(REPO_ROOT / args.config)["data"]["n_train"]), ("train", 100), ("test", 40)):

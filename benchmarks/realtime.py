@@ -30,13 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vasa_lib import paths
 from vasa_lib.audio.mel import SAMPLES_PER_FRAME
-from vasa_lib.pipeline import CHECKPOINTS, Settings, Talker, receptive_radius
+from vasa_lib.pipeline import Settings, Talker, receptive_radius
 from vasa_lib.world.params import FPS, POSE_LIMITS, SAMPLE_RATE
 from vasa_lib.world.sentences import sentence_for
 from vasa_lib.world.speech import synthesize
 
-PORTRAIT = Path(__file__).resolve().parent.parent / "assets" / "portraits" / "test_10100.png"
+PORTRAIT = "test_10100.png"   # in vasa_lib.paths.portraits_dir()
 
 
 def speech_of(seconds: float, voice: str = "en-us") -> np.ndarray:
@@ -128,7 +129,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of the models (see pipeline.num_threads)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--checkpoints", default=str(CHECKPOINTS))
+    parser.add_argument("--checkpoints", help="checkpoint folder (default: the shipped checkpoints)")
     parser.add_argument("--seconds", type=float, default=10.0, help="speech for the speed figures")
     parser.add_argument("--steps", type=int, nargs="+", default=[50, 25, 10])
     parser.add_argument("--repeats", type=int, default=2, help="runs per figure (the best counts)")
@@ -136,9 +137,9 @@ def main() -> None:
     parser.add_argument("--long-steps", type=int, default=10, help="sampling steps in the drift check")
     args = parser.parse_args()
     talker = Talker.from_checkpoints(args.checkpoints, device=args.device, threads=args.threads)
-    talker.portrait(PORTRAIT, strict=False)                               # warm-up
+    talker.portrait(paths.portraits_dir() / PORTRAIT, strict=False)                               # warm-up
     start = time.perf_counter()
-    portrait = talker.portrait(PORTRAIT, strict=False)
+    portrait = talker.portrait(paths.portraits_dir() / PORTRAIT, strict=False)
     portrait_ms = 1000 * (time.perf_counter() - start)
     audio = speech_of(args.seconds)
     talker.motion_offline(audio[: SAMPLE_RATE], Settings(steps=2))        # warm-up

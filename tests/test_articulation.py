@@ -3,12 +3,10 @@
 import numpy as np
 import pytest
 
-from vasa_lib.world.articulation import (CONSONANTS, MOUTH_NAMES, REST, VOWELS, articulate,
-                                         components, viseme)
+from vasa_lib.world.articulation import CONSONANTS, MOUTH_NAMES, REST, VOWELS, articulate, components, viseme
 from vasa_lib.world.params import DYNAMICS_LIMITS, DYNAMICS_NAMES, FPS
 from vasa_lib.world.sentences import foreign_sentence, sentence_for
-from vasa_lib.world.speech import (FOREIGN_VOICES, PAUSE, TEST_VOICES, TRAIN_VOICES, Phoneme,
-                                   synthesize)
+from vasa_lib.world.speech import FOREIGN_VOICES, PAUSE, TEST_VOICES, TRAIN_VOICES, Phoneme, synthesize
 
 LOW, HIGH = DYNAMICS_LIMITS[:5, 0].numpy(), DYNAMICS_LIMITS[:5, 1].numpy()
 JAW, SPREAD, ROUND, CLOSE, TONGUE = range(5)

@@ -7,8 +7,14 @@ import torch
 from torch.testing import assert_close
 
 from vasa_lib.audio.encoder import MelEncoder, MelEncoderConfig, PretrainedSpeechEncoder
-from vasa_lib.audio.mel import (FRAME_FEATURE_DIM, audio_frame_features, frame_features, log_mel, mel_filterbank,
-                                mel_spectrogram)
+from vasa_lib.audio.mel import (
+    FRAME_FEATURE_DIM,
+    audio_frame_features,
+    frame_features,
+    log_mel,
+    mel_filterbank,
+    mel_spectrogram,
+)
 
 LIBROSA_ARGS = dict(sr=16000, n_fft=512, hop_length=160, win_length=400, n_mels=80)
 

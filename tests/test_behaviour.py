@@ -12,7 +12,8 @@ def babble(seconds: float, seed: int = 0) -> np.ndarray:
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     rng = np.random.default_rng(seed)
     envelope = (np.sin(2 * np.pi * 3 * t) > 0.2) * (np.sin(2 * np.pi * 0.25 * t) > -0.5)
-    return (0.3 * envelope * np.sin(2 * np.pi * (140 + 30 * np.sin(t)) * t) + 1e-3 * rng.normal(size=len(t))).astype(np.float32)
+    voiced = 0.3 * envelope * np.sin(2 * np.pi * (140 + 30 * np.sin(t)) * t)
+    return (voiced + 1e-3 * rng.normal(size=len(t))).astype(np.float32)
 
 
 def test_prosody_finds_activity_pitch_and_stress():

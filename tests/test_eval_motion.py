@@ -10,8 +10,16 @@ from scipy import linalg
 
 from vasa_lib.eval.capp import Capp, CappConfig
 from vasa_lib.eval.emotion import EmotionClassifier, EmotionConfig
-from vasa_lib.eval.motion import (KEYS, clip_metrics, delta_p, diversity, frechet_distance, parse_scales, pearson,
-                                  window_features)
+from vasa_lib.eval.motion import (
+    KEYS,
+    clip_metrics,
+    delta_p,
+    diversity,
+    frechet_distance,
+    parse_scales,
+    pearson,
+    window_features,
+)
 from vasa_lib.eval.probes import MotionProbes, ProbeConfig
 from vasa_lib.eval.syncnet import SyncNet, SyncNetConfig, train_syncnet
 from vasa_lib.eval.windows import crop, sliding_windows

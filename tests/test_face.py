@@ -165,7 +165,8 @@ def test_detail_weights_stress_mouth_and_eyes_and_pose_loss_is_in_spreads():
 
 
 def test_lit_face_step_has_every_loss(tmp_path):
-    net_path = save_checkpoint(IdentityNet(IdentityNetConfig(widths=(8, 8, 8, 8), embed_dim=8)), tmp_path / "id.safetensors")
+    net = IdentityNet(IdentityNetConfig(widths=(8, 8, 8, 8), embed_dim=8))
+    net_path = save_checkpoint(net, tmp_path / "id.safetensors")
     lit = LitFace(vars(TINY), {"consist_pairs": 2, "cross_pairs": 2}, identity_net=str(net_path))
     batch = {"frames": torch.rand(3, 2, 3, 64, 64), "parts": torch.randint(0, 14, (3, 2, 64, 64)),
              "pose": neutral(6).view(3, 2, 6)}
@@ -212,9 +213,9 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
 @pytest.mark.parametrize("name", ["face_fast", "face"])
 def test_face_configs_build(name):
     from vasa_lib.face.lit import FaceLossConfig
-    from vasa_lib.train import REPO_ROOT, read_config
+    from vasa_lib.train import read_config
 
-    cfg = read_config(REPO_ROOT / "configs" / f"{name}.toml")
+    cfg = read_config(f"configs/{name}.toml")
     model = FaceModel(FaceConfig(**cfg["model"]))
     FaceLossConfig(**cfg["loss"])
     assert {"lr", "max_steps", "max_minutes", "checkpoint"} <= set(cfg["train"])

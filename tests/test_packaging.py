@@ -1,8 +1,9 @@
 """The package metadata, the conda environment and the CI script agree."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 CONDA_NAMES = {"pytorch": "torch", "pysoundfile": "soundfile"}

@@ -19,8 +19,17 @@ from vasa_lib.face.identity_net import IdentityNet, IdentityNetConfig
 from vasa_lib.face.model import FaceConfig, FaceModel
 from vasa_lib.generate import main as generate_main
 from vasa_lib.motion.model import MotionGenerator, MotionGeneratorConfig
-from vasa_lib.pipeline import (CHECKPOINTS, LABEL_TEXT, Settings, Talker, label_mask, load_image, load_speech,
-                               read_audio, receptive_radius)
+from vasa_lib.pipeline import (
+    CHECKPOINTS,
+    LABEL_TEXT,
+    Settings,
+    Talker,
+    label_mask,
+    load_image,
+    load_speech,
+    read_audio,
+    receptive_radius,
+)
 from vasa_lib.video import read_video
 from vasa_lib.world.params import SAMPLE_RATE
 

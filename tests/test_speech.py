@@ -1,13 +1,13 @@
 """Tests for the world's speech (eSpeak NG through ctypes) and its sentence generator."""
 
 import os
+
 import numpy as np
 import pytest
 
 from vasa_lib.world.params import SAMPLE_RATE
 from vasa_lib.world.sentences import foreign_sentence, make_sentence, sentence_for
-from vasa_lib.world.speech import (FOREIGN_VOICES, PAUSE, TEST_VOICES, TRAIN_VOICES, Speech,
-                                   sample_voice, synthesize)
+from vasa_lib.world.speech import FOREIGN_VOICES, PAUSE, TEST_VOICES, TRAIN_VOICES, Speech, sample_voice, synthesize
 
 ALL_VOICES = TRAIN_VOICES + TEST_VOICES + FOREIGN_VOICES
 

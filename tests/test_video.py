@@ -10,7 +10,8 @@ from vasa_lib.video import read_video, write_video
 
 def test_write_read_round_trip(tmp_path):
     t = torch.linspace(0, 1, 64)
-    frames = torch.stack([torch.stack([t.expand(64, 64) * (i / 24), t[:, None].expand(64, 64), torch.full((64, 64), 0.5)]) for i in range(25)])
+    frames = torch.stack([torch.stack([t.expand(64, 64) * (i / 24), t[:, None].expand(64, 64),
+                                       torch.full((64, 64), 0.5)]) for i in range(25)])
     audio = (0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
     path = write_video(tmp_path / "clip.mp4", frames, audio, metadata={"comment": "AI-generated"})
     video, sound, info = read_video(path)
@@ -28,7 +29,8 @@ def test_odd_sizes_are_padded(tmp_path):
 
 
 @pytest.mark.parametrize("frames, message", [
-    (torch.rand(4, 64, 64), "shape"), (torch.zeros(0, 3, 8, 8), "empty"), (torch.full((2, 3, 8, 8), float("nan")), "NaN"),
+    (torch.rand(4, 64, 64), "shape"), (torch.zeros(0, 3, 8, 8), "empty"),
+    (torch.full((2, 3, 8, 8), float("nan")), "NaN"),
 ])
 def test_bad_frames_leave_no_file(tmp_path, frames, message):
     target = tmp_path / "out.mp4"

@@ -67,7 +67,8 @@ def check_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | 
         raise ValueError(f"{path}: unexpected tensor '{unexpected[0]}' (and {len(unexpected) - 1} more)")
 
 
-def load_checkpoint(path: str | Path, model_class: type[nn.Module], map_location: str | torch.device = "cpu") -> nn.Module:
+def load_checkpoint(path: str | Path, model_class: type[nn.Module],
+                    map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild `model_class(config)` from a checkpoint and load its weights (eval mode)."""
     tensors, record = read_checkpoint(path)
     if record.get("model") != model_class.__name__:

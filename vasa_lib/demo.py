@@ -31,14 +31,14 @@ import torch
 from einops import rearrange
 from matplotlib.figure import Figure
 
+from vasa_lib import paths
 from vasa_lib.motion.guidance import GUIDANCE_SCALES
-from vasa_lib.pipeline import CHECKPOINTS, REAL_VIDEO_HINT, Portrait, Settings, Talker, load_speech, provenance
+from vasa_lib.pipeline import REAL_VIDEO_HINT, Portrait, Settings, Talker, load_speech, provenance
 from vasa_lib.video import write_video
 from vasa_lib.world.identity import identity_from_id, sample_identity
 from vasa_lib.world.params import EMOTIONS, FPS, NEUTRAL_DYNAMICS, NEUTRAL_POSE
 from vasa_lib.world.renderer import render
 
-PORTRAITS = Path(__file__).resolve().parent.parent / "assets" / "portraits"
 MAX_UPLOAD = "10mb"
 MAX_SECONDS = 30.0          # longest speech the demo accepts
 KEEP_VIDEOS = 20            # videos kept in the output folder
@@ -148,7 +148,7 @@ def _pick(files: list[str]):
 def build(talker: Talker, max_seconds: float = MAX_SECONDS) -> gr.Blocks:
     """The Blocks app around a Talker. Its API: "/generate" (offline) and "/stream"."""
     demo = Demo(talker, max_seconds)
-    gallery_files = sorted(str(p) for p in PORTRAITS.glob("*.png"))
+    gallery_files = sorted(str(p) for p in paths.portraits_dir().glob("*.png"))
     with gr.Blocks(title="VASA-1 from scratch") as app:
         gr.Markdown("# VASA-1 from scratch: a talking face from one portrait and speech\n"
                     "People and voices come from the course's synthetic world. Every video is marked "
@@ -173,7 +173,8 @@ def build(talker: Talker, max_seconds: float = MAX_SECONDS) -> gr.Blocks:
                     distance = gr.Slider(0.85, 1.35, 1.0, step=0.05, label="head distance")
                     emotion = gr.Dropdown(list(EMOTIONS), value="neutral", label="emotion")
                 with gr.Row():
-                    audio_scale = gr.Slider(0, 3, GUIDANCE_SCALES["audio"], step=0.1, label="audio guidance (the paper: 0.5)")
+                    audio_scale = gr.Slider(0, 3, GUIDANCE_SCALES["audio"], step=0.1,
+                                            label="audio guidance (the paper: 0.5)")
                     gaze_scale = gr.Slider(0, 3, GUIDANCE_SCALES["gaze"], step=0.1, label="gaze guidance")
                 with gr.Row():
                     steps = gr.Slider(1, 50, 25, step=1, label="sampling steps")
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="longest speech accepted")
-    p.add_argument("--checkpoints", default=str(CHECKPOINTS))
+    p.add_argument("--checkpoints", help="checkpoint folder (default: the shipped checkpoints)")
     args = p.parse_args(argv)
     talker = Talker.from_checkpoints(args.checkpoints, max_seconds=args.max_seconds)
     build(talker, args.max_seconds).queue(default_concurrency_limit=1, max_size=8).launch(

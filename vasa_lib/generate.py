@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from vasa_lib.motion.guidance import GUIDANCE_SCALES
-from vasa_lib.pipeline import CHECKPOINTS, MAX_AUDIO_SECONDS, Settings, Talker, load_speech
+from vasa_lib.motion.sampler import DEFAULT_STEPS
+from vasa_lib.pipeline import MAX_AUDIO_SECONDS, Settings, Talker, load_speech
 from vasa_lib.world.params import EMOTIONS, SAMPLE_RATE
 
 
@@ -35,14 +36,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--emotion", default="neutral", choices=EMOTIONS)
     p.add_argument("--audio-scale", type=float, default=GUIDANCE_SCALES["audio"],
                    help="classifier-free guidance scale of the audio (the paper: 0.5)")
-    p.add_argument("--gaze-scale", type=float, default=GUIDANCE_SCALES["gaze"], help="classifier-free guidance scale of the gaze")
-    p.add_argument("--steps", type=int, default=50, help="DDIM sampling steps per window (10 is ~5x faster)")
+    p.add_argument("--gaze-scale", type=float, default=GUIDANCE_SCALES["gaze"],
+                   help="classifier-free guidance scale of the gaze")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"DDIM sampling steps per window (default {DEFAULT_STEPS}; 10 is ~5x faster)")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same motion")
     p.add_argument("--intensity", type=float, default=1.0, help="head motion intensity (0 = still, default 1)")
     p.add_argument("--stream", action="store_true", help="streaming mode (window by window; the same video)")
     p.add_argument("--max-seconds", type=float, default=MAX_AUDIO_SECONDS, help="longest speech accepted")
-    p.add_argument("--checkpoints", default=str(CHECKPOINTS),
-                   help="folder with the face, motion and identity_net checkpoints")
+    p.add_argument("--checkpoints", default=None,
+                   help="folder with the face, motion and identity_net checkpoints (default: the shipped ones)")
     p.add_argument("--no-label", action="store_true",
                    help="leave out the visible AI-generated mark (the metadata keeps it)")
     p.add_argument("--force", action="store_true", help="animate a portrait even if the face model reads it poorly")

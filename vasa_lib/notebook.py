@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vasa_lib import paths
 from vasa_lib.video import write_video
 from vasa_lib.world.params import FPS, SAMPLE_RATE
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,7 @@ class Setup:
     fast: bool
     data_dir: Path
     checkpoint_dir: Path
+    root: Path          # the course's folder (configs/, assets/), `vasa_lib.paths.course_root()`
 
 
 def seed_everything(seed: int) -> None:
@@ -51,8 +51,8 @@ def _flag(name: str) -> bool | None:
 def setup(seed: int = 0, fast: bool | None = None, device: str | None = None) -> Setup:
     """Seed everything, pick the device, fast mode and folders.
 
-    Folders come from VASA_DATA_DIR (default ~/.cache/vasa_lib) and VASA_CHECKPOINT_DIR
-    (default assets/checkpoints in the repository).
+    Folders: the data cache and the shipped checkpoints, as `vasa_lib.paths` finds them
+    (VASA_DATA_DIR, default ~/.cache/vasa_lib; VASA_CHECKPOINT_DIR, default assets/checkpoints).
     """
     seed_everything(seed)
     dev = torch.device(device or os.environ.get("VASA_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -60,10 +60,10 @@ def setup(seed: int = 0, fast: bool | None = None, device: str | None = None) ->
         fast = _flag("VASA_FAST")
     if fast is None:
         fast = bool(_flag("CI")) or dev.type == "cpu"
-    data_dir = Path(os.environ.get("VASA_DATA_DIR") or Path.home() / ".cache" / "vasa_lib")
-    checkpoint_dir = Path(os.environ.get("VASA_CHECKPOINT_DIR") or REPO_ROOT / "assets" / "checkpoints")
+    data_dir, checkpoint_dir = paths.data_dir(), paths.checkpoints_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
-    return Setup(seed=seed, device=dev, fast=fast, data_dir=data_dir, checkpoint_dir=checkpoint_dir)
+    return Setup(seed=seed, device=dev, fast=fast, data_dir=data_dir, checkpoint_dir=checkpoint_dir,
+                 root=paths.course_root())
 
 
 def video_html(

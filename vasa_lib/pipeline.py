@@ -49,20 +49,21 @@ from vasa_lib import __version__
 from vasa_lib.audio.encoder import MelEncoder
 from vasa_lib.audio.mel import SAMPLES_PER_FRAME, n_video_frames
 from vasa_lib.checkpoint import load_checkpoint
+from vasa_lib.eval.probes import ridge
 from vasa_lib.face.identity_net import IdentityNet, random_motion
 from vasa_lib.face.losses import POSE_SPREAD
-from vasa_lib.eval.probes import ridge
 from vasa_lib.face.model import FaceLatent, FaceModel
 from vasa_lib.motion.generate import Controls, emotion_tensor, generate, generate_window
 from vasa_lib.motion.guidance import GUIDANCE_SCALES
 from vasa_lib.motion.model import MotionGenerator
+from vasa_lib.motion.sampler import DEFAULT_STEPS
 from vasa_lib.motion.transformer import CONDITIONS
+from vasa_lib.paths import checkpoints_dir
 from vasa_lib.video import write_video
 from vasa_lib.world.identity import identity_from_id
 from vasa_lib.world.params import DYNAMICS_RANGES, NEUTRAL_POSE, POSE_LIMITS, POSE_RANGES, SAMPLE_RATE, dyn_index
 from vasa_lib.world.renderer import render as render_world
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
 MAX_AUDIO_SECONDS = 300.0      # longest speech accepted by default (5 minutes)
 SILENCE_PEAK = 1e-3            # audio whose peak stays below this (-60 dBFS) is silent
 # A portrait the face model reconstructs worse than MIN_PSNR (dB), or whose reconstruction the
@@ -95,7 +96,7 @@ class Settings:
     distance: float = 1.0
     emotion: str | int | tuple[float, ...] = "neutral"
     scales: dict[str, float] = field(default_factory=lambda: dict(GUIDANCE_SCALES))
-    steps: int = 50
+    steps: int = DEFAULT_STEPS
     seed: int = 0
     intensity: float = 1.0
 
@@ -346,8 +347,10 @@ class Talker:
         self._mouth_probe: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
-    def from_checkpoints(cls, folder: str | Path = CHECKPOINTS, device: str = "cpu", **kwargs) -> Talker:
-        """Load face.safetensors, motion.safetensors and identity_net.safetensors from `folder`."""
+    def from_checkpoints(cls, folder: str | Path | None = None, device: str = "cpu", **kwargs) -> Talker:
+        """Load face.safetensors, motion.safetensors and identity_net.safetensors from `folder`
+        (default: the shipped checkpoints, `vasa_lib.paths.checkpoints_dir()`)."""
+        folder = checkpoints_dir() if folder is None else folder
         models = {}
         for name, model_class, config in (("face", FaceModel, "face"), ("motion", MotionGenerator, "motion"),
                                           ("identity_net", IdentityNet, "face_identity_net")):

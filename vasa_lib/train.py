@@ -15,35 +15,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import tomllib
 import torch
 
+from vasa_lib import paths
 from vasa_lib.checkpoint import check_state, read_checkpoint, save_checkpoint
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """A TOML config as a dict of tables."""
-    with open(path, "rb") as f:
+    """A TOML config as a dict of tables ("configs/face.toml" is found from any folder)."""
+    with open(paths.course_path(path), "rb") as f:
         return tomllib.load(f)
 
 
-def _repo_path(path: str) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else REPO_ROOT / p
-
-
 def _cache_dir(data: dict[str, Any]) -> Path:
-    return Path(data.get("cache_dir") or os.environ.get("VASA_DATA_DIR") or Path.home() / ".cache" / "vasa_lib")
+    return paths.data_dir(data.get("cache_dir"))
 
 
 def _machine() -> str:
@@ -145,13 +138,13 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")    # TF32 matrix products on a GPU
     lit = LitFace(model_cfg, loss, lr=train["lr"], weight_decay=train.get("weight_decay", 1e-4),
-                  max_steps=train["max_steps"], identity_net=str(_repo_path(train["identity_net"]))
+                  max_steps=train["max_steps"], identity_net=str(paths.course_path(train["identity_net"]))
                   if train.get("identity_net") else None)
     if train.get("init"):  # fine-tune: start from the weights of an earlier run
-        tensors, earlier = read_checkpoint(_repo_path(train["init"]))
+        tensors, earlier = read_checkpoint(paths.course_path(train["init"]))
         check_state(lit.model, tensors, train["init"])
         lit.model.load_state_dict(tensors)
-    path = _repo_path(train["checkpoint"])
+    path = paths.course_path(train["checkpoint"])
     command = command or f"python -m vasa_lib.train face --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "data_seed": data.get("seed", 0),
             "n_train_clips": data["n_train"], "mix_motion": data.get("mix_motion", 0.0),
@@ -161,7 +154,7 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     if train.get("init"):
         info["init"] = {"checkpoint": train["init"], "earlier_run": earlier.get("info", earlier)}
     ckpt = PeriodicCheckpoint(path, train.get("checkpoint_every_minutes", 5), train.get("log_every", 20), info)
-    run_dir = _repo_path(train.get("run_dir", "runs/face"))
+    run_dir = paths.course_path(train.get("run_dir", "runs/face"))
     trainer = L.Trainer(
         max_steps=train["max_steps"], max_time={"minutes": train["max_minutes"]}, accelerator="auto", devices=1,
         logger=L.pytorch.loggers.CSVLogger(run_dir, name=""), callbacks=[ckpt], enable_progress_bar=False,
@@ -189,7 +182,7 @@ def train_identity(config_path: str) -> Path:
     cfg = read_config(config_path)
     torch.set_num_threads(cfg["train"].get("threads", torch.get_num_threads()))
     net, record = train_identity_net(config=IdentityNetConfig(**cfg.get("model", {})), **cfg["train_args"])
-    path = _repo_path(cfg["train"]["checkpoint"])
+    path = paths.course_path(cfg["train"]["checkpoint"])
     record["command"] = f"python -m vasa_lib.train identity --config {config_path}"
     save_checkpoint(net, path, record)
     write_card(path, "Identity network (for VASA-1's l_cross_id)", config_path, record["command"], record)
@@ -216,7 +209,7 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
     train.update(overrides or {})
     L.seed_everything(data.get("seed", 0), workers=True)
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
-    face = _repo_path(data["face_checkpoint"])
+    face = paths.course_path(data["face_checkpoint"])
     cache = data.get("cache_dir")
     latents = {split: load_latents(split, data[f"n_{split}"], face, cache_dir=cache, verbose=True)
                for split in ("train", "val")}
@@ -231,7 +224,7 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
                                                  fixed=split == "val") for split in latents}
     loaders = {split: DataLoader(windows[split], batch_size=data["batch_size"], shuffle=split == "train",
                                  drop_last=split == "train") for split in windows}
-    path = _repo_path(train["checkpoint"])
+    path = paths.course_path(train["checkpoint"])
     command = command or f"python -m vasa_lib.train motion --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "data_seed": data.get("seed", 0),
             "face_checkpoint": data["face_checkpoint"], "face_hash": latents["train"].info["face_hash"],
@@ -239,7 +232,7 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
             "n_val_clips": data["n_val"], "torch": torch.__version__,
             "machine": _machine()}
     ckpt = PeriodicCheckpoint(path, train.get("checkpoint_every_minutes", 4), train.get("log_every", 50), info)
-    run_dir = _repo_path(train.get("run_dir", "runs/motion"))
+    run_dir = paths.course_path(train.get("run_dir", "runs/motion"))
     trainer = L.Trainer(
         max_steps=train["max_steps"], max_time={"minutes": train["max_minutes"]}, accelerator="auto", devices=1,
         logger=L.pytorch.loggers.CSVLogger(run_dir, name=""), callbacks=[ckpt], enable_progress_bar=False,
@@ -270,7 +263,7 @@ def train_evaluators(config_path: str, command: str = "") -> list[Path]:
     cfg = read_config(config_path)
     data, train = cfg["data"], cfg.get("train", {})
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
-    face = _repo_path(data["face_checkpoint"])
+    face = paths.course_path(data["face_checkpoint"])
     latents = load_latents("train", data["n_train"], face, cache_dir=data.get("cache_dir"), verbose=True)
     settings = {name: cfg.get(name, {}) for name in EVALUATORS}
     models, report = fit_evaluators(latents, settings, log_every=train.get("log_every", 100))
@@ -278,14 +271,14 @@ def train_evaluators(config_path: str, command: str = "") -> list[Path]:
     info = {"command": command, "config_file": str(config_path), "face_checkpoint": data["face_checkpoint"],
             "face_hash": latents.info["face_hash"], "n_train_clips": data["n_train"],
             "n_train_frames": len(latents.motion), "torch": torch.__version__, **report}
-    folder = _repo_path(train.get("checkpoint_dir", "assets/checkpoints"))
-    paths = []
+    folder = paths.course_path(train.get("checkpoint_dir", "assets/checkpoints"))
+    written = []
     for name, model in models.items():
         path = save_checkpoint(model, evaluator_path(name, folder), info)
         write_card(path, f"Motion evaluator: {name} (for vasa_lib.eval.motion)", config_path, command, info)
-        paths.append(path)
+        written.append(path)
     print(json.dumps(info), flush=True)
-    return paths
+    return written
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vasa_lib import paths
 from vasa_lib.checkpoint import load_checkpoint, write_evaluation
 from vasa_lib.eval.probes import ridge
 from vasa_lib.face.identity_net import IdentityNet, random_motion
@@ -45,10 +46,6 @@ from vasa_lib.world.clips import load_clip
 from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
 from vasa_lib.world.params import dyn_index
 from vasa_lib.world.renderer import render
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CHECKPOINT = REPO_ROOT / "assets" / "checkpoints" / "face.safetensors"
-DEFAULT_IDENTITY_NET = REPO_ROOT / "assets" / "checkpoints" / "identity_net.safetensors"
 
 
 def ridge_r2(x_fit: torch.Tensor, y_fit: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
@@ -121,7 +118,8 @@ def reenactment_metrics(model: FaceModel, idnet: IdentityNet, n_clips: int, n_fr
             "id_similarity_other_person": mean(id_other)}
 
 
-def natural_motion(split: str, n: int, n_clips: int, seed: int, cache_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+def natural_motion(split: str, n: int, n_clips: int, seed: int,
+                   cache_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """n frames of motion (pose (n, 6), dynamics (n, 11)) drawn at random from the first n_clips
     clips of a split: the motion the face model sees in training, whoever the person."""
     clips = [load_clip(i, split, cache_dir) for i in range(n_clips)]
@@ -181,11 +179,13 @@ def decode_fps(model: FaceModel, batch: int = 16, repeats: int = 5) -> float:
     return batch * repeats / (time.perf_counter() - start)
 
 
-def evaluate(checkpoint: str | Path = DEFAULT_CHECKPOINT, identity_net: str | Path = DEFAULT_IDENTITY_NET,
+def evaluate(checkpoint: str | Path | None = None, identity_net: str | Path | None = None,
              n_clips: int = 40, n_frames: int = 8, n_train_ids: int = 200, n_test_ids: int = 50, per_id: int = 6,
              cache_dir: str | None = None) -> dict[str, float]:
-    """All metrics of the module docstring as a dict."""
+    """All metrics of the module docstring as a dict (default: the shipped checkpoints)."""
     torch.manual_seed(0)
+    checkpoint = checkpoint or paths.checkpoint("face")
+    identity_net = identity_net or paths.checkpoint("identity_net")
     model = load_checkpoint(checkpoint, FaceModel)
     idnet = load_checkpoint(identity_net, IdentityNet)
     size = model.config.size
@@ -201,14 +201,16 @@ def evaluate(checkpoint: str | Path = DEFAULT_CHECKPOINT, identity_net: str | Pa
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vasa_lib.eval.face", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
-    parser.add_argument("--identity-net", default=str(DEFAULT_IDENTITY_NET))
+    parser.add_argument("--checkpoint", help="face checkpoint (default: the shipped face.safetensors)")
+    parser.add_argument("--identity-net", help="identity network (default: the shipped identity_net.safetensors)")
     parser.add_argument("--clips", type=int, default=40, help="test clips for the re-enactment metrics")
     parser.add_argument("--cache-dir", default=None, help="where clips are cached (default: made on the fly)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--write-card", action="store_true",
                         help="also add the results to the checkpoint's card (.md beside it)")
     args = parser.parse_args(argv)
+    args.checkpoint = args.checkpoint or str(paths.checkpoint("face"))
+    args.identity_net = args.identity_net or str(paths.checkpoint("identity_net"))
     results = evaluate(args.checkpoint, args.identity_net, n_clips=args.clips, cache_dir=args.cache_dir)
     if args.write_card:
         command = "python -m vasa_lib.eval.face " + " ".join(argv if argv is not None else sys.argv[1:])

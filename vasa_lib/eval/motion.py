@@ -41,7 +41,8 @@ from typing import Any
 
 import torch
 
-from vasa_lib.checkpoint import load_checkpoint, read_checkpoint
+from vasa_lib import paths
+from vasa_lib.checkpoint import load_checkpoint, read_checkpoint, write_evaluation
 from vasa_lib.eval.capp import Capp, CappConfig, train_capp
 from vasa_lib.eval.emotion import EmotionClassifier, EmotionConfig, train_emotion
 from vasa_lib.eval.probes import MotionProbes, ProbeConfig
@@ -51,11 +52,9 @@ from vasa_lib.motion.generate import Controls, generate
 from vasa_lib.motion.guidance import GUIDANCE_SCALES
 from vasa_lib.motion.latents import LatentSet, file_hash, load_latents
 from vasa_lib.motion.model import MotionGenerator
+from vasa_lib.motion.sampler import DEFAULT_STEPS
 from vasa_lib.world.params import EMOTIONS, FPS, POSE_DIM, dyn_index
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINTS = REPO_ROOT / "assets" / "checkpoints"
-DEFAULT_FACE = CHECKPOINTS / "face.safetensors"
 EVALUATORS: dict[str, type] = {"probes": MotionProbes, "syncnet": SyncNet, "capp": Capp, "emotion": EmotionClassifier}
 KEYS = ("lip_sync_corr", "sync_conf", "sync_dist", "capp", "delta_p", "motion_fd", "diversity", "gaze_err_deg",
         "distance_err", "emotion_acc")
@@ -140,19 +139,19 @@ def train_evaluators(latents: LatentSet, settings: dict[str, dict[str, Any]] | N
     return models, report
 
 
-def evaluator_path(name: str, folder: Path = CHECKPOINTS) -> Path:
+def evaluator_path(name: str, folder: Path | None = None) -> Path:
     """Where an evaluator's checkpoint lives: assets/checkpoints/eval_{name}.safetensors."""
-    return folder / f"eval_{name}.safetensors"
+    return (folder or paths.checkpoints_dir()) / f"eval_{name}.safetensors"
 
 
-def load_evaluators(face_checkpoint: Path, folder: Path = CHECKPOINTS, settings: dict | None = None,
+def load_evaluators(face_checkpoint: Path, folder: Path | None = None, settings: dict | None = None,
                     n_train: int = 300) -> tuple[dict[str, torch.nn.Module], str]:
     """The evaluators fitted to this face model's latents: loaded when their checkpoints match
     the face checkpoint's hash, else trained now on n_train train clips. Returns (models, how)."""
     key = file_hash(face_checkpoint)
-    paths = {name: evaluator_path(name, folder) for name in EVALUATORS}
-    if all(p.exists() and read_checkpoint(p)[1]["info"].get("face_hash") == key for p in paths.values()):
-        return {name: load_checkpoint(paths[name], cls) for name, cls in EVALUATORS.items()}, "loaded"
+    files = {name: evaluator_path(name, folder) for name in EVALUATORS}
+    if all(p.exists() and read_checkpoint(p)[1]["info"].get("face_hash") == key for p in files.values()):
+        return {name: load_checkpoint(files[name], cls) for name, cls in EVALUATORS.items()}, "loaded"
     latents = load_latents("train", n_train, face_checkpoint, verbose=True)
     return train_evaluators(latents, settings)[0], f"trained now on {n_train} train clips (no matching checkpoints)"
 
@@ -194,13 +193,17 @@ def generate_for(model: MotionGenerator, latents: LatentSet, i: int, steps: int,
     return generate(model.transformer, features, controls_of(latents, i), steps, scales, seed)
 
 
-def evaluate(diffusion: str | Path = CHECKPOINTS / "motion.safetensors",
-             baseline: str | Path = CHECKPOINTS / "motion_baseline.safetensors", face: str | Path = DEFAULT_FACE,
-             n_clips: int = 48, n_diversity: int = 12, n_samples: int = 3, steps: int = 50,
+def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = None, face: str | Path | None = None,
+             n_clips: int = 48, n_diversity: int = 12, n_samples: int = 3, steps: int = DEFAULT_STEPS,
              scales: dict[str, float] | None = None, seed: int = 0,
-             evaluators: str | Path = CHECKPOINTS) -> dict[str, Any]:
+             evaluators: str | Path | None = None) -> dict[str, Any]:
     """All metrics of the module docstring for the three systems, with the settings.
-    evaluators: the folder of the evaluator checkpoints (eval_*.safetensors)."""
+    evaluators: the folder of the evaluator checkpoints (eval_*.safetensors). Every path defaults
+    to the shipped checkpoint."""
+    diffusion = diffusion or paths.checkpoint("motion")
+    baseline = baseline or paths.checkpoint("motion_baseline")
+    face = face or paths.checkpoint("face")
+    evaluators = evaluators or paths.checkpoints_dir()
     torch.manual_seed(seed)
     start = time.perf_counter()
     scales = dict(GUIDANCE_SCALES if scales is None else scales)
@@ -275,19 +278,21 @@ def parse_scales(items: list[str] | None) -> dict[str, float] | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vasa_lib.eval.motion", description=__doc__.split("\n")[0])
-    parser.add_argument("--diffusion", default=str(CHECKPOINTS / "motion.safetensors"))
-    parser.add_argument("--baseline", default=str(CHECKPOINTS / "motion_baseline.safetensors"))
-    parser.add_argument("--face", default=str(DEFAULT_FACE), help="the face model whose latents the models generate")
-    parser.add_argument("--evaluators", default=str(CHECKPOINTS), help="folder of the eval_*.safetensors evaluators")
+    parser.add_argument("--diffusion", help="motion diffusion checkpoint (default: the shipped motion.safetensors)")
+    parser.add_argument("--baseline", help="regression baseline (default: the shipped motion_baseline.safetensors)")
+    parser.add_argument("--face", help="the face model whose latents the models generate (default: the shipped one)")
+    parser.add_argument("--evaluators", help="folder of the eval_*.safetensors evaluators (default: the shipped ones)")
     parser.add_argument("--clips", type=int, default=48, help="test clips")
     parser.add_argument("--diversity-clips", type=int, default=12, help="test clips sampled 3 times for diversity")
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps per window")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps per window")
     parser.add_argument("--scale", action="append", help="guidance scale, e.g. --scale audio=0.5 --scale gaze=1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--write-card", action="store_true", help="add the results to both models' cards")
     args = parser.parse_args(argv)
+    args.diffusion = args.diffusion or str(paths.checkpoint("motion"))
+    args.baseline = args.baseline or str(paths.checkpoint("motion_baseline"))
     torch.set_num_threads(args.threads)
     results = evaluate(args.diffusion, args.baseline, args.face, n_clips=args.clips,
                        n_diversity=args.diversity_clips, steps=args.steps, scales=parse_scales(args.scale),

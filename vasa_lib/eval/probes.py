@@ -84,7 +84,7 @@ class MotionProbes(nn.Module):
         truth = truth_of(latents)
         parts = {"pose": slice(0, POSE_DIM), "dynamics": slice(POSE_DIM, self.config.motion_dim)}
         self.weight.zero_()
-        for k, (name, part) in enumerate(PROBES.items()):
+        for k, part in enumerate(PROBES.values()):
             w, b = ridge(latents.motion[:, parts[part]], truth[:, [k]], self.config.alpha)
             self.weight[parts[part], k] = w[:, 0]
             self.bias[k] = b[0]

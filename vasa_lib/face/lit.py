@@ -23,13 +23,21 @@ import torch
 
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.face.identity_net import IdentityNet
-from vasa_lib.face.losses import consistency_loss, cross_identity_loss, detail_weights, pose_loss, psnr, reconstruction_loss
+from vasa_lib.face.losses import (
+    consistency_loss,
+    cross_identity_loss,
+    detail_weights,
+    pose_loss,
+    psnr,
+    reconstruction_loss,
+)
 from vasa_lib.face.model import FaceConfig, FaceModel
 
 
 @dataclass
 class FaceLossConfig:
-    """Loss weights; `detail` is the extra L1 weight on mouth, eyes and brows; `consist_pairs` / `cross_pairs` are how many clips of a batch get the extra
+    """Loss weights; `detail` is the extra L1 weight on mouth, eyes and brows; `consist_pairs` /
+    `cross_pairs` are how many clips of a batch get the extra
     decodes of l_consist / l_cross_id (each decode costs as much as a re-enactment)."""
 
     ssim: float = 0.5
@@ -70,7 +78,8 @@ class LitFace(L.LightningModule):
         partner = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(frames.device)
         reenacted = m.render(canonical, latent.identity, latent.pose[partner], latent.dynamics[partner])
         parts = torch.cat([batch["parts"][:, 0], batch["parts"][:, 1]])
-        out = {"recon": reconstruction_loss(reenacted, images[partner], c.ssim, detail_weights(parts[partner], c.detail)),
+        weights = detail_weights(parts[partner], c.detail)
+        out = {"recon": reconstruction_loss(reenacted, images[partner], c.ssim, weights),
                "pose": pose_loss(pose, torch.cat([batch["pose"][:, 0], batch["pose"][:, 1]]))}
         with torch.no_grad():
             out["psnr"] = psnr(reenacted, images[partner]).mean()

@@ -12,9 +12,6 @@ import torch.nn.functional as F
 
 from vasa_lib.world.renderer import PART_INDEX
 
-from vasa_lib.world.renderer import PART_INDEX
-
-
 
 def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
     x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2

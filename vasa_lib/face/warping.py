@@ -104,7 +104,8 @@ class WarpGenerator(nn.Module):
         self.seed = nn.Linear(dyn_dim, channels * self.seed_shape[1] * 16)
         self.body = nn.Sequential(
             nn.SiLU(), nn.Conv3d(channels, channels, 3, padding=1), nn.Upsample(scale_factor=2, mode="trilinear"),
-            nn.SiLU(), nn.Conv3d(channels, channels // 2, 3, padding=1), nn.Upsample(size=(depth, 16, 16), mode="trilinear"),
+            nn.SiLU(), nn.Conv3d(channels, channels // 2, 3, padding=1),
+            nn.Upsample(size=(depth, 16, 16), mode="trilinear"),
             nn.SiLU(), nn.Conv3d(channels // 2, 3, 3, padding=1),
         )
         nn.init.zeros_(self.body[-1].weight)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from vasa_lib.motion.guidance import GUIDANCE_SCALES, guided_x0
-from vasa_lib.motion.sampler import ddim_sample
+from vasa_lib.motion.sampler import DEFAULT_STEPS, ddim_sample
 from vasa_lib.motion.schedule import NoiseSchedule
 from vasa_lib.motion.transformer import MotionConditions, MotionTransformer
 from vasa_lib.world.params import EMOTIONS
@@ -63,7 +63,7 @@ class Controls:
 @torch.no_grad()
 def generate_window(model: MotionTransformer, audio: torch.Tensor, controls: Controls,
                     prev_motion: torch.Tensor | None = None, prev_audio: torch.Tensor | None = None,
-                    steps: int = 50, scales: dict[str, float] | None = None, eta: float = 0.0,
+                    steps: int = DEFAULT_STEPS, scales: dict[str, float] | None = None, eta: float = 0.0,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """One window of motion (B, W, D) in world units.
 
@@ -86,7 +86,8 @@ def generate_window(model: MotionTransformer, audio: torch.Tensor, controls: Con
 
 @torch.no_grad()
 def generate(model: MotionTransformer, audio_features: torch.Tensor, controls: Controls | None = None,
-             steps: int = 50, scales: dict[str, float] | None = None, seed: int = 0, window: int | None = None,
+             steps: int = DEFAULT_STEPS, scales: dict[str, float] | None = None, seed: int = 0,
+             window: int | None = None,
              context: int | None = None, eta: float = 0.0) -> torch.Tensor:
     """Motion (T, D) in world units for audio features (T, C_a) at 25 fps.
 

@@ -12,7 +12,9 @@ motion encoder, and keep per frame
 plus per clip the controls (gaze, distance, emotion), the person and whether the voice is one
 never heard in training. All clips of a set are concatenated along frames; clip i owns frames
 offsets[i] .. offsets[i + 1]. A set is cached on disk as one safetensors file keyed by the face
-checkpoint's hash, the split and the clip range, with the normalisation statistics of its motion.
+checkpoint's hash, a hash of the code that makes it (`LATENT_CODE`: the world, the renderer, the
+face model, the mel front end and this module), the split and the clip range, with the
+normalisation statistics of its motion.
 """
 
 from __future__ import annotations
@@ -32,18 +34,15 @@ from safetensors.torch import save_file
 from vasa_lib.audio.mel import audio_frame_features
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.face.model import FaceModel
-from vasa_lib.world.clips import Clip, load_clip, make_clip, render_clip
+from vasa_lib.paths import data_dir, source_hash
+from vasa_lib.world.clips import CLIP_CODE, Clip, load_clip, make_clip, render_clip
 from vasa_lib.world.params import EMOTIONS, POSE_DIM
 from vasa_lib.world.speech import TEST_VOICES
 
 LATENTS_VERSION = 1   # bump when the stored format changes
+LATENT_CODE = (*CLIP_CODE, "world/renderer.py", "face", "audio/mel.py", "motion/latents.py")
 PER_FRAME = ("motion", "mel", "true_pose", "true_dynamics")
 PER_CLIP = ("gaze", "distance", "emotion", "identity_id", "test_voice")
-
-
-def data_dir(path: str | Path | None = None) -> Path:
-    """Where data is cached: `path`, else $VASA_DATA_DIR, else ~/.cache/vasa_lib."""
-    return Path(path or os.environ.get("VASA_DATA_DIR") or Path.home() / ".cache" / "vasa_lib")
 
 
 def file_hash(path: str | Path) -> str:
@@ -111,7 +110,7 @@ class LatentSet:
         mean, std = self.stats()
         tensors = {name: getattr(self, name).contiguous() for name in (*PER_FRAME, "offsets", *PER_CLIP)}
         tensors.update(motion_mean=mean, motion_std=std)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")    # one per process: writers may race
         save_file(tensors, tmp, metadata={"vasa_lib_latents": json.dumps({"version": LATENTS_VERSION, **self.info})})
         os.replace(tmp, path)
         return path
@@ -174,12 +173,13 @@ def load_latents(split: str, count: int, face_checkpoint: str | Path, start: int
     """Latents of clips start .. start + count - 1 of a split, encoded with the face checkpoint.
 
     Cached under cache_dir/motion_latents/ (see `data_dir`) as
-    `{face hash}-{split}-{start}-{count}[-seed{motion_seed}].safetensors`; a larger cached set
+    `{face hash}{code hash}-{split}-{start}-{count}[-seed{motion_seed}].safetensors`; a larger cached set
     with the same start is sliced. motion_seed: encode `reseeded_clip`s instead of the clips.
     """
     if count < 1 or start < 0:
         raise ValueError(f"need count >= 1 and start >= 0, got count={count}, start={start}")
-    key = file_hash(face_checkpoint)
+    face_hash = file_hash(face_checkpoint)
+    key = face_hash + source_hash(*LATENT_CODE)
     folder = data_dir(cache_dir) / "motion_latents"
     suffix = "" if motion_seed is None else f"-seed{motion_seed}"
     for cached in sorted(folder.glob(f"{key}-{split}-{start}-*{suffix}.safetensors")):
@@ -197,7 +197,7 @@ def load_latents(split: str, count: int, face_checkpoint: str | Path, start: int
     if verbose:
         print(f"encoding {sum(c.n_frames for c in clips)} frames of {count} {split} clips with {face_checkpoint}",
               flush=True)
-    info = {"face_checkpoint": str(face_checkpoint), "face_hash": key, "split": split, "start": start,
+    info = {"face_checkpoint": str(face_checkpoint), "face_hash": face_hash, "split": split, "start": start,
             "count": count, "motion_seed": motion_seed}
     latents = encode_clips(face, clips, batch_size, info)
     latents.save(folder / f"{key}-{split}-{start}-{count}{suffix}.safetensors")

@@ -25,6 +25,7 @@ from vasa_lib.audio.encoder import MelEncoder, MelEncoderConfig
 from vasa_lib.audio.mel import audio_frame_features, check_audio
 from vasa_lib.motion.baseline import RegressionBaseline
 from vasa_lib.motion.generate import Controls, generate
+from vasa_lib.motion.sampler import DEFAULT_STEPS
 from vasa_lib.motion.transformer import MotionConfig, MotionTransformer
 from vasa_lib.world.params import POSE_DIM
 
@@ -74,7 +75,7 @@ class MotionGenerator(nn.Module):
         return self.audio_encoder(mel[None])[0]
 
     @torch.no_grad()
-    def generate(self, audio: torch.Tensor, controls: Controls | None = None, steps: int = 50,
+    def generate(self, audio: torch.Tensor, controls: Controls | None = None, steps: int = DEFAULT_STEPS,
                  scales: dict[str, float] | None = None, seed: int = 0) -> torch.Tensor:
         """Motion latents [z_pose, z_dyn] (T, D) for a 16 kHz waveform (N,), window by window.
 

@@ -7,12 +7,15 @@ per-frame ground truth pose (T, 6) and dynamics (T, 11) at 25 fps. Frames are no
 are rendered on demand (`render_clip`), which is cheap.
 
 `make_clip(index, split)` is deterministic: the same index and split give the same clip on every
-machine. `load_clip` caches the audio and parameters on disk as .npz (no pickles).
+machine (`tests/world_fingerprint.json` holds a fingerprint of a few clips of each split).
+`load_clip` caches the audio and parameters on disk as .npz (no pickles), in a folder keyed by a
+hash of the code that makes clips (`CLIP_CODE`), so a cache written by other code is never read.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -21,15 +24,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vasa_lib.paths import source_hash
 from vasa_lib.world import speech as tts
 from vasa_lib.world.articulation import articulate
 from vasa_lib.world.behaviour import animate
 from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
-from vasa_lib.world.params import EMOTIONS, FPS, POSE_RANGES, SAMPLE_RATE, DYNAMICS_RANGES
+from vasa_lib.world.params import DYNAMICS_RANGES, EMOTIONS, FPS, POSE_RANGES, SAMPLE_RATE
 from vasa_lib.world.renderer import render
 from vasa_lib.world.sentences import sentence_for
 
-WORLD_VERSION = 1  # bump when the world changes, so caches are rebuilt
+WORLD_VERSION = 1  # seeds every clip's draws: bump to draw a new world
+CLIP_CODE = tuple(f"world/{name}.py" for name in
+                  ("params", "identity", "speech", "sentences", "articulation", "behaviour", "clips"))
 SPLITS = tuple(IDENTITY_SPLITS)
 HOP = SAMPLE_RATE // FPS  # audio samples per video frame
 
@@ -129,13 +135,13 @@ def make_clip(index: int, split: str = "train", **overrides) -> Clip:
 
 
 def _cache_path(cache_dir: Path, split: str, index: int) -> Path:
-    return Path(cache_dir) / f"world-v{WORLD_VERSION}" / split / f"{index:07d}.npz"
+    return Path(cache_dir) / f"world-{source_hash(*CLIP_CODE)}" / split / f"{index:07d}.npz"
 
 
 def save_clip(clip: Clip, path: Path) -> None:
     """Store a clip's audio, parameters and metadata as .npz (written atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")    # one per process: writers may race
     np.savez(
         tmp, audio=clip.audio, pose=clip.pose, dynamics=clip.dynamics,
         symbols=np.array([p.symbol for p in clip.phonemes], dtype=str),
@@ -184,6 +190,23 @@ def prepare_clips(split: str, count: int, cache_dir: str | Path, workers: int = 
         return
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(partial(_cache_one, split=split, cache_dir=Path(cache_dir)), missing, chunksize=4))
+
+
+def fingerprint(clip: Clip) -> dict:
+    """What makes a clip, in numbers that are the same on every machine up to rounding: text,
+    voice and lengths exactly; phoneme times, audio and motion as rounded summaries."""
+    def summary(values: np.ndarray) -> list[float]:
+        values = np.asarray(values, dtype=np.float64)
+        return [round(float(v), 5) for v in (values.mean(), values.std(), np.abs(values).max())]
+
+    return {
+        "split": clip.split, "index": clip.index, "text": clip.text, "voice": clip.voice,
+        "identity_id": clip.identity_id, "emotion": clip.emotion, "n_samples": len(clip.audio),
+        "n_frames": clip.n_frames, "phonemes": " ".join(p.symbol for p in clip.phonemes),
+        "phoneme_ends": [round(p.end, 5) for p in clip.phonemes],
+        "audio": summary(clip.audio), "pose": [summary(column) for column in clip.pose.T],
+        "dynamics": [summary(column) for column in clip.dynamics.T],
+    }
 
 
 def render_clip(clip: Clip, size: int = 128, start: int = 0, stop: int | None = None,

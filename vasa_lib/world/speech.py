@@ -24,6 +24,11 @@ boundaries a pitch period apart. Where the operating system can fork (Linux, mac
 utterance is therefore synthesised in a forked child of a process that never synthesises
 itself: every utterance starts from the same engine state, and the same text gives the same
 samples, whatever was spoken before. Elsewhere synthesis runs in-process (repeatable to ~10 ms).
+Variants with breath noise ("Alicia", "f2", "f3", "f5") draw it from eSpeak's own random
+generator, which `espeak_Initialize` seeds with the clock (`espeak_srand(time(NULL))`): left so,
+one clip's audio, and the phoneme times read from its silences, differ from one process or
+machine to the next. Every utterance therefore first reseeds it with
+`espeak_ng_SetRandSeed(RAND_SEED)`.
 
 eSpeak NG is GPL-3.0 software; we only load the shared library shipped by `espeakng-loader`.
 The engine is a process-wide singleton, so synthesis is serialised by a lock.
@@ -51,6 +56,7 @@ PITCH_RANGE = (0, 100)      # espeakPITCH and espeakRANGE, 50 = the voice's norm
 SILENCE_LEVEL = 0.01       # audio whose 2 ms peak envelope stays below this is silent
 MAX_CLOSURE = 0.08          # seconds of preceding silence a phoneme may claim as its closure
 MIN_PHONEME = 0.01          # seconds a phoneme always keeps when its successor claims silence
+RAND_SEED = 0               # eSpeak's noise generator is reseeded with this before every utterance
 
 TRAIN_VOICES: list[str] = [
     "en-us+m1", "en-us+m3", "en-us+f1", "en-us+f3", "en-us+Andy",
@@ -119,6 +125,7 @@ class _Engine:
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_ListVoices.argtypes = [ctypes.POINTER(_Voice)]
         lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
@@ -159,10 +166,12 @@ class _Engine:
     def _speak_here(self, text: str, voice: str, settings: dict[int, int]) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """Set the voice and parameters, speak: int16 audio at the native rate and events."""
         if self.lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-            raise ValueError(f"unknown voice {voice.partition('+')[0]!r} (espeak-ng has no voice or language of that name)")
+            raise ValueError(f"unknown voice {voice.partition('+')[0]!r} "
+                             "(espeak-ng has no voice or language of that name)")
         for param, value in settings.items():
             self.lib.espeak_SetParameter(param, value, 0)
         self.chunks, self.events = [], []
+        self.lib.espeak_ng_SetRandSeed(RAND_SEED)
         data = text.encode("utf-8")
         if self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None) != _EE_OK:
             raise RuntimeError(f"espeak_Synth failed for {text!r}")
