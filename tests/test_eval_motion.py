@@ -1,6 +1,7 @@
 """Metrics and evaluators of the motion generator (vasa_lib.eval): the math on known inputs, and
 small evaluators trained on synthetic latents whose answers are known."""
 
+import json
 import math
 
 import numpy as np
@@ -138,3 +139,19 @@ def test_parse_scales():
     assert parse_scales(None) is None
     with pytest.raises(ValueError, match="condition=value"):
         parse_scales(["audio"])
+
+
+def test_write_card_flag_adds_the_results_to_both_cards(tmp_path, monkeypatch, capsys):
+    # the evaluation itself is tested above; here the command line's --write-card path runs end to end
+    from vasa_lib.eval import motion as eval_motion
+
+    results = {"diffusion": {"lip_sync_corr": 0.5}, "settings": {"steps": 2}}
+    monkeypatch.setattr(eval_motion, "evaluate", lambda *args, **kwargs: results)
+    models = [tmp_path / "motion.safetensors", tmp_path / "motion_baseline.safetensors"]
+    (tmp_path / "motion.md").write_text("# Motion card\n")
+    eval_motion.main(["--json", "--write-card", "--diffusion", str(models[0]), "--baseline", str(models[1])])
+    assert json.loads(capsys.readouterr().out) == results
+    for model in models:
+        card = model.with_suffix(".md").read_text()
+        assert "## Evaluation" in card and "--write-card" in card and '"lip_sync_corr": 0.5' in card
+    assert (tmp_path / "motion.md").read_text().startswith("# Motion card")     # the card's text is kept

@@ -1,0 +1,69 @@
+"""vasa_lib.paths finds the course's files from any folder, however the library was installed."""
+
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+
+from vasa_lib import paths
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fresh_lookup(monkeypatch):
+    monkeypatch.delenv("VASA_HOME", raising=False)
+    monkeypatch.delenv("VASA_CHECKPOINT_DIR", raising=False)
+    paths.course_root.cache_clear()
+    yield
+    paths.course_root.cache_clear()
+
+
+def test_the_checkout_is_found_from_another_folder(fresh_lookup, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert paths.course_root() == ROOT
+    assert paths.checkpoint("face").exists() and (paths.portraits_dir() / "test_10100.png").exists()
+    assert paths.course_path("configs/face_fast.toml") == ROOT / "configs" / "face_fast.toml"
+
+
+def test_vasa_home_comes_first(fresh_lookup, tmp_path, monkeypatch):
+    (tmp_path / "assets" / "checkpoints").mkdir(parents=True)
+    monkeypatch.setenv("VASA_HOME", str(tmp_path))
+    assert paths.course_root() == tmp_path
+
+
+def test_nowhere_names_every_folder_it_looked_in(fresh_lookup, tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "PACKAGE_DIR", tmp_path / "site-packages" / "vasa_lib")
+    monkeypatch.setattr(paths, "INSTALLED_NAME", Path("share") / "no-such-course")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(paths.CourseFilesNotFound, match="VASA_HOME") as error:
+        paths.course_root()
+    assert str(tmp_path / "site-packages") in str(error.value) and str(tmp_path) in str(error.value)
+
+
+def test_pip_install_dot_then_generate_from_another_folder(tmp_path):
+    # a plain (not editable) install copies the checkpoints, portraits and configs to <prefix>/share/vasa_lib
+    env_dir = tmp_path / "env"
+    venv.create(env_dir, system_site_packages=True, with_pip=True)
+    python = env_dir / "bin" / "python"
+    install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(ROOT)],
+                             capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    portrait = env_dir / "share" / "vasa_lib" / "assets" / "portraits" / "test_10100.png"
+    run = subprocess.run([python, "-m", "vasa_lib.generate", "--image", str(portrait), "--text", "Hello there",
+                          "--out", "hello.mp4", "--steps", "2"], cwd=elsewhere, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (elsewhere / "hello.mp4").stat().st_size > 1000
+    where = subprocess.run([python, "-c", "import vasa_lib.paths as p; print(p.course_root(), p.__file__)"],
+                           cwd=elsewhere, capture_output=True, text=True)
+    course, module = where.stdout.split()
+    assert Path(course) == env_dir / "share" / "vasa_lib" and str(env_dir) in module
+
+
+def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("VASA_DATA_DIR", str(tmp_path))
+    assert paths.data_dir() == tmp_path and paths.data_dir("elsewhere") == Path("elsewhere")
