@@ -47,7 +47,8 @@ def test_encode_clips_shapes(face_checkpoint):
 def test_cache_round_trip_and_slicing(face_checkpoint, tmp_path, monkeypatch):
     first = load_latents("val", 3, face_checkpoint, cache_dir=tmp_path)
     files = list((tmp_path / "motion_latents").glob("*.safetensors"))
-    assert [f.name for f in files] == [f"{lat.file_hash(face_checkpoint)}-val-0-3.safetensors"]
+    key = lat.file_hash(face_checkpoint) + lat.source_hash(*lat.LATENT_CODE)     # the face model and the code
+    assert [f.name for f in files] == [f"{key}-val-0-3.safetensors"]
 
     def no_encoding(*args, **kwargs):
         raise AssertionError("should come from the cache")
@@ -65,6 +66,16 @@ def test_cache_round_trip_and_slicing(face_checkpoint, tmp_path, monkeypatch):
         LatentSet.load(files[0])
     with pytest.raises(ValueError, match="count"):
         load_latents("val", 0, face_checkpoint, cache_dir=tmp_path)
+
+
+def test_latents_of_other_code_are_not_read(face_checkpoint, tmp_path, monkeypatch):
+    load_latents("val", 1, face_checkpoint, cache_dir=tmp_path)
+    encoded, encode = [], lat.encode_clips
+    monkeypatch.setattr(lat, "encode_clips", lambda *args, **kwargs: encoded.append(1) or encode(*args, **kwargs))
+    load_latents("val", 1, face_checkpoint, cache_dir=tmp_path)                 # same code: from the cache
+    monkeypatch.setattr(lat, "source_hash", lambda *modules: "othercode123")    # as if the world's code changed
+    load_latents("val", 1, face_checkpoint, cache_dir=tmp_path)
+    assert encoded == [1]
 
 
 def test_windows_of_latents(face_checkpoint, tmp_path):

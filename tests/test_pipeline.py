@@ -14,13 +14,13 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
+from vasa_lib import paths
 from vasa_lib.checkpoint import save_checkpoint
 from vasa_lib.face.identity_net import IdentityNet, IdentityNetConfig
 from vasa_lib.face.model import FaceConfig, FaceModel
 from vasa_lib.generate import main as generate_main
 from vasa_lib.motion.model import MotionGenerator, MotionGeneratorConfig
 from vasa_lib.pipeline import (
-    CHECKPOINTS,
     LABEL_TEXT,
     Settings,
     Talker,
@@ -33,7 +33,7 @@ from vasa_lib.pipeline import (
 from vasa_lib.video import read_video
 from vasa_lib.world.params import SAMPLE_RATE
 
-PORTRAIT = Path(__file__).resolve().parent.parent / "assets" / "portraits" / "test_10100.png"
+PORTRAIT = paths.portraits_dir() / "test_10100.png"
 
 
 def tiny_models(seed: int = 0) -> tuple[FaceModel, MotionGenerator, IdentityNet]:
@@ -205,11 +205,11 @@ def shipped_face_talker() -> Talker:
     """The shipped face model and identity network with a tiny random motion generator that fits them."""
     from vasa_lib.checkpoint import load_checkpoint
 
-    face = load_checkpoint(CHECKPOINTS / "face.safetensors", FaceModel)
+    face = load_checkpoint(paths.checkpoint("face"), FaceModel)
     motion = MotionGenerator(MotionGeneratorConfig(
         motion={"motion_dim": 6 + face.config.dyn_dim, "audio_dim": 16, "window": 8, "context": 3, "width": 32,
                 "depth": 1, "heads": 2}, audio={"dim": 16, "layers": 1}))
-    return Talker(face, motion, load_checkpoint(CHECKPOINTS / "identity_net.safetensors", IdentityNet))
+    return Talker(face, motion, load_checkpoint(paths.checkpoint("identity_net"), IdentityNet))
 
 
 def test_unreadable_portrait_is_flagged(shipped_face_talker):
