@@ -1,4 +1,6 @@
-"""The Gradio demo answers a real HTTP client on loopback with a labelled video (VASA-1 Sec. 4)."""
+"""The Gradio demo answers a real HTTP client on loopback with a labelled video (VASA-1 Sec. 4),
+works on the first click (a portrait is selected), and answers bad input with a readable message
+beside the outputs instead of a bare "Error"."""
 
 import socket
 
@@ -6,10 +8,17 @@ import numpy as np
 import pytest
 import torch
 from gradio_client import Client, handle_file
+from PIL import Image
 from test_pipeline import PORTRAIT, tiny_talker
 
-from vasa_lib.demo import build, world_portrait
+from vasa_lib import paths
+from vasa_lib.demo import VOICES, Demo, build, world_portrait
+from vasa_lib.pipeline import REAL_VIDEO_HINT
 from vasa_lib.video import read_video
+from vasa_lib.world.speech import FOREIGN_VOICES, TEST_VOICES, TRAIN_VOICES, synthesize
+
+LONG_TEXT = ("This sentence takes much longer than five seconds to say out loud, "
+             "because it just goes on and on and on.")
 
 
 def free_port() -> int:
@@ -30,18 +39,24 @@ def client():
     torch.set_num_threads(threads)
 
 
-def inputs(text: str = "Hello there", audio=None, steps: int = 2) -> list:
+def inputs(text: str = "Hello there", audio=None, steps: int = 2, portrait=PORTRAIT, voice: str = "en-us",
+           seed: int | None = 0) -> list:
     # portrait, audio, text, voice, theta, phi, distance, emotion, audio scale, gaze scale, steps, seed, intensity
-    return [handle_file(str(PORTRAIT)), audio, text, "en-us", 0.1, 0.0, 1.0, "happy", 0.5, 1.0, steps, 0, 1.0]
+    image = handle_file(str(portrait)) if portrait is not None else None
+    return [image, audio, text, voice, 0.1, 0.0, 1.0, "happy", 0.5, 1.0, steps, seed, 1.0]
+
+
+def video_path(video) -> str:
+    return video["video"] if isinstance(video, dict) else video
 
 
 def test_demo_answers_with_a_video(client):
     video, plot, status = client.predict(*inputs(), api_name="/generate")
-    frames, sound, info = read_video(video["video"] if isinstance(video, dict) else video)
+    frames, sound, info = read_video(video_path(video))
     assert len(frames) > 10 and sound is not None
     assert abs(len(frames) / 25 - len(sound) / 16000) < 0.1
     assert "AI-generated" in info["metadata"]["comment"]
-    assert "frames" in status
+    assert "frames" in status and "Error" not in status and "Warning" not in status
 
 
 def test_demo_streams_frames(client):
@@ -49,14 +64,71 @@ def test_demo_streams_frames(client):
     outputs = list(job)
     assert len(outputs) > 10                             # one update per frame, then the video
     assert outputs[-1][1] is not None
+    assert "frames streamed" in outputs[-1][3]
 
 
-def test_demo_refuses_bad_input(client):
-    with pytest.raises(Exception, match="text is empty"):
-        client.predict(*inputs(text=" "), api_name="/generate")
-    with pytest.raises(Exception, match="over the limit"):
-        client.predict(*inputs(text="This sentence takes much longer than five seconds to say out loud, "
-                                    "because it just goes on and on and on."), api_name="/generate")
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"text": " "}, "text is empty"),                                 # no speech at all
+    ({"text": LONG_TEXT}, "over the limit"),                           # too long
+    ({"portrait": None}, "no portrait"),
+    ({"voice": "xx-nowhere"}, "unknown voice"),
+    ({"seed": None}, "whole numbers"),                                 # the seed box cleared
+])
+def test_demo_refuses_bad_input_with_a_readable_message(client, kwargs, message):
+    video, plot, status = client.predict(*inputs(**kwargs), api_name="/generate")   # no exception: a status
+    assert video is None and plot is None
+    assert status.startswith("**Error:**") and message in status
+
+
+def test_demo_refuses_unreadable_audio(client, tmp_path):
+    noise = tmp_path / "speech.wav"
+    noise.write_bytes(b"RIFF this is not a wave file at all" * 10)
+    video, _, status = client.predict(*inputs(audio=handle_file(str(noise))), api_name="/generate")
+    assert video is None and status.startswith("**Error:**") and "cannot read audio" in status
+    *_, (frame, video, _, status) = client.submit(*inputs(audio=handle_file(str(noise))), api_name="/stream")
+    assert frame is None and video is None and "cannot read audio" in status
+
+
+def test_unreadable_portrait_keeps_its_warning_beside_the_video(client, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (128, 128), (120, 120, 120)).save(blank)
+    video, _, status = client.predict(*inputs(portrait=blank), api_name="/generate")
+    assert video is not None                                          # a video all the same ...
+    assert status.startswith("**Warning:**") and "almost uniform" in status and REAL_VIDEO_HINT in status
+    assert "frames" in status                                         # ... and what was made
+    updates = list(client.submit(*inputs(portrait=blank), api_name="/stream"))
+    assert all(REAL_VIDEO_HINT in status for *_, status in updates)    # stays while streaming, and after
+    assert updates[-1][1] is not None
+
+
+def test_unexpected_failure_is_reported_not_raised():
+    demo = Demo(tiny_talker())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    demo.talker.motion_offline = broken
+    with pytest.warns(UserWarning, match="boom"):                     # the toast, outside a running app
+        video, plot, status = demo.generate(np.asarray(Image.open(PORTRAIT)), None, "Hello", "en-us",
+                                            0.0, 0.0, 1.0, "neutral", 0.0, 1.0, 2, 0, 1.0)
+    assert video is None and plot is None and "RuntimeError: boom" in status
+
+
+def test_page_opens_with_a_portrait_selected():
+    app = build(tiny_talker())
+    first = sorted(paths.portraits_dir().glob("*.png"))[0].name
+    blocks = {getattr(b, "label", None): b for b in app.blocks.values()}
+    assert blocks["Portrait"].value["orig_name"] == first                          # loaded in the input ...
+    assert blocks["Held-out people of the world (click one)"].selected_index == 0  # ... and shown selected
+    assert blocks["voice (eSpeak NG)"].value == "en-us"
+
+
+def test_every_listed_voice_speaks():
+    voices = [value for _, value in VOICES]
+    assert voices == ["en-us", *TRAIN_VOICES, *TEST_VOICES, *FOREIGN_VOICES]
+    for voice in voices:
+        audio = synthesize("Hi there.", voice=voice).audio
+        assert len(audio) > 1600 and np.abs(audio).max() > 0.05, voice       # > 0.1 s, not silent
 
 
 def test_world_portrait():

@@ -5,21 +5,28 @@
 
 Portrait: a gallery of held-out (test-split) people of the synthetic world, a random new face of
 the world, or an upload. Speech: an upload, the microphone, or typed text spoken by the world's
-text-to-speech. Controls: gaze, head distance, emotion, guidance scales, sampling steps, seed,
-motion intensity. "Generate" makes the whole clip (offline mode); "Stream" shows the frames as
-they are made, window by window (streaming mode). Both give the video with its sound and a plot
-of the generated head pose and mouth opening.
+text-to-speech in one of the world's voices (`VOICES`). The first gallery portrait is selected
+when the page opens, so "Generate" works on the first click. Controls: gaze, head distance,
+emotion, guidance scales, sampling steps, seed, motion intensity. "Generate" makes the whole clip
+(offline mode); "Stream" shows the frames as they are made, window by window (streaming mode).
+Both give the video with its sound and a plot of the generated head pose and mouth opening.
+
+Every outcome is written in the status line beside the video: what was made, or why nothing was
+(no portrait, no speech, unreadable audio, speech too long, unknown voice, ...). A request never
+fails with a bare "Error": bad input is answered with a readable message (and a toast).
 
 Safety: the server listens on 127.0.0.1 unless told otherwise, caps uploads (`MAX_UPLOAD`) and
-speech length, and serves only the videos it wrote itself (in a private temporary folder, the
-oldest deleted beyond `KEEP_VIDEOS`). Every video carries the visible "AI-generated" mark and a
-provenance note in its metadata. The face model knows only the synthetic world: an upload it
-cannot reconstruct gets a warning that says why, instead of silently bad output.
+speech length, and serves no files but the portraits it shows and the videos it wrote itself (in
+a private temporary folder, the oldest deleted beyond `KEEP_VIDEOS`). Every video carries the
+visible "AI-generated" mark and a provenance note in its metadata. The face model knows only the
+synthetic world: an upload it cannot reconstruct gets a warning that says why, and the warning
+stays beside its video.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -33,15 +40,27 @@ from matplotlib.figure import Figure
 
 from vasa_lib import paths
 from vasa_lib.motion.guidance import GUIDANCE_SCALES
+from vasa_lib.motion.sampler import DEFAULT_STEPS
 from vasa_lib.pipeline import REAL_VIDEO_HINT, Portrait, Settings, Talker, load_speech, provenance
 from vasa_lib.video import write_video
 from vasa_lib.world.identity import identity_from_id, sample_identity
 from vasa_lib.world.params import EMOTIONS, FPS, NEUTRAL_DYNAMICS, NEUTRAL_POSE
 from vasa_lib.world.renderer import render
+from vasa_lib.world.speech import FOREIGN_VOICES, TEST_VOICES, TRAIN_VOICES
 
 MAX_UPLOAD = "10mb"
 MAX_SECONDS = 30.0          # longest speech the demo accepts
 KEEP_VIDEOS = 20            # videos kept in the output folder
+MAX_STEPS = 2 * DEFAULT_STEPS   # top of the sampling steps slider (its default: DEFAULT_STEPS)
+VIDEO_SIZE = 384            # pixels: the 128 x 128 frames, shown enlarged
+# The voice dropdown: (label, eSpeak NG voice). Another eSpeak voice can be typed in (e.g. "fr").
+VOICES: list[tuple[str, str]] = (
+    [("en-us (eSpeak's default voice)", "en-us")]
+    + [(f"{v} (a training voice)", v) for v in TRAIN_VOICES]
+    + [(f"{v} (an accent unseen in training)", v) for v in TEST_VOICES]
+    + [(f"{v} (German: a language unseen in training)", v) for v in FOREIGN_VOICES])
+
+log = logging.getLogger(__name__)
 
 
 def world_portrait(person: int | None = None, seed: int = 0, size: int = 128) -> np.ndarray:
@@ -63,7 +82,8 @@ def to_uint8(frame: torch.Tensor) -> np.ndarray:
 def motion_plot(talker: Talker, motion: torch.Tensor) -> Figure:
     """Head pose (yaw, pitch, roll in degrees) and mouth opening of generated motion (T, D) against time."""
     t = np.arange(len(motion)) / FPS
-    fig = Figure(figsize=(7, 3.2), layout="constrained")
+    fig = Figure(figsize=(7, 4.4), layout="constrained")
+    fig.suptitle("Generated head pose and mouth opening")
     pose, mouth = fig.subplots(2, 1, sharex=True)
     for i, name in enumerate(("yaw", "pitch", "roll")):
         pose.plot(t, np.degrees(motion[:, i].cpu().numpy()), label=name)
@@ -88,51 +108,79 @@ class Demo:
             old.unlink(missing_ok=True)
         return self.out_dir / f"{uuid.uuid4().hex}.mp4"
 
-    def _inputs(self, image: np.ndarray | None, audio: str | None, text: str, voice: str, theta: float, phi: float,
-                distance: float, emotion: str, audio_scale: float, gaze_scale: float, steps: float, seed: float,
-                intensity: float) -> tuple[Portrait, np.ndarray, Settings]:
-        """Checked inputs, or gr.Error with the pipeline's message."""
+    def _inputs(self, image: np.ndarray | None, audio: str | None, text: str | None, voice: str | None,
+                theta: float, phi: float, distance: float, emotion: str, audio_scale: float, gaze_scale: float,
+                steps: float | None, seed: float | None, intensity: float
+                ) -> tuple[Portrait, np.ndarray, Settings, str]:
+        """Checked inputs and the warning to show beside the video ("" if none); ValueError with a
+        readable message for input that cannot make a video."""
         if image is None:
-            raise gr.Error("Choose a portrait: click one in the gallery, make a random face, or upload one.")
+            raise ValueError("no portrait: click one in the gallery, make a random face, or upload one")
+        if not audio and not (text or "").strip():
+            raise ValueError("no speech: the text is empty and no audio was given. Type something to say, "
+                             "or upload or record audio")
+        if seed is None or steps is None:
+            raise ValueError("the seed and the sampling steps must be whole numbers")
         settings = Settings(gaze=(theta, phi), distance=distance, emotion=emotion,
                             scales={"audio": audio_scale, "gaze": gaze_scale}, steps=int(steps), seed=int(seed),
                             intensity=intensity)
-        try:
-            self.talker.check(settings)
-            speech = (load_speech(audio, max_seconds=self.max_seconds) if audio
-                      else load_speech(text=text or "", voice=voice or "en-us", max_seconds=self.max_seconds))
-            portrait = self.talker.portrait(image, strict=False)
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
-        if portrait.problem:
-            gr.Warning(f"The face model cannot read this portrait well: {portrait.problem}. Expect a poor video. "
-                       f"{REAL_VIDEO_HINT}")
-        return portrait, speech, settings
+        self.talker.check(settings)
+        speech = (load_speech(audio, max_seconds=self.max_seconds) if audio
+                  else load_speech(text=text, voice=voice or "en-us", max_seconds=self.max_seconds))
+        portrait = self.talker.portrait(image, strict=False)
+        if not portrait.problem:
+            return portrait, speech, settings, ""
+        warning = (f"the face model cannot read this portrait: {portrait.problem}. Expect a poor video. "
+                   f"{REAL_VIDEO_HINT}")
+        gr.Warning(warning, title="Unreadable portrait")
+        return portrait, speech, settings, f"**Warning:** {warning}\n\n"
 
-    def generate(self, *inputs) -> tuple[str, Figure, str]:
-        """Offline mode: the whole clip. Returns the video path, the motion plot and a status line."""
-        portrait, speech, settings = self._inputs(*inputs)
-        self.talker.timings = {}
-        motion = self.talker.motion_offline(speech, settings)
-        path = write_video(self._new_video_path(), (c.frames for c in self.talker.frames(portrait, [motion])),
-                            speech, metadata=provenance(settings))
+    def generate(self, *inputs) -> tuple[str | None, Figure | None, str]:
+        """Offline mode: the whole clip. Returns the video path, the motion plot and the status
+        (the portrait's warning, then what was made); on failure no video and the reason."""
+        try:
+            portrait, speech, settings, note = self._inputs(*inputs)
+            self.talker.timings = {}
+            motion = self.talker.motion_offline(speech, settings)
+            path = write_video(self._new_video_path(), (c.frames for c in self.talker.frames(portrait, [motion])),
+                               speech, metadata=provenance(settings))
+        except Exception as err:
+            return None, None, failure(err)
         seconds = sum(self.talker.timings.values())
         status = (f"{len(motion)} frames ({len(motion) / FPS:.1f} s) in {seconds:.1f} s: "
                   + ", ".join(f"{k} {v:.2f} s" for k, v in self.talker.timings.items()))
-        return str(path), motion_plot(self.talker, motion), status
+        return str(path), motion_plot(self.talker, motion), note + status
 
-    def stream(self, *inputs) -> Iterator[tuple[np.ndarray, str | None, Figure | None, str]]:
-        """Streaming mode: each frame as soon as it is made, then the video and the plot."""
-        portrait, speech, settings = self._inputs(*inputs)
-        frames, motion = [], []
-        for chunk in self.talker.frames(portrait, self.talker.motion_stream(speech, settings)):
-            frames.append(chunk.frames)
-            motion.append(chunk.motion)
-            for i, frame in enumerate(chunk.frames):
-                yield to_uint8(frame), None, None, f"frame {chunk.start + i + 1}"
-        motion = torch.cat(motion)
-        path = write_video(self._new_video_path(), frames, speech, metadata=provenance(settings))
-        yield to_uint8(frames[-1][-1]), str(path), motion_plot(self.talker, motion), f"{len(motion)} frames streamed"
+    def stream(self, *inputs) -> Iterator[tuple[np.ndarray | None, str | None, Figure | None, str]]:
+        """Streaming mode: each frame as soon as it is made, then the video and the plot; on
+        failure no video and the reason."""
+        try:
+            portrait, speech, settings, note = self._inputs(*inputs)
+            frames, motion = [], []
+            for chunk in self.talker.frames(portrait, self.talker.motion_stream(speech, settings)):
+                frames.append(chunk.frames)
+                motion.append(chunk.motion)
+                for i, frame in enumerate(chunk.frames):
+                    yield to_uint8(frame), None, None, f"{note}frame {chunk.start + i + 1}"
+            motion = torch.cat(motion)
+            path = write_video(self._new_video_path(), frames, speech, metadata=provenance(settings))
+        except Exception as err:
+            yield None, None, None, failure(err)
+            return
+        status = f"{note}{len(motion)} frames streamed"
+        yield to_uint8(frames[-1][-1]), str(path), motion_plot(self.talker, motion), status
+
+
+def failure(err: Exception) -> str:
+    """The status for a request that made no video, also shown as a toast. A ValueError is bad
+    input and says what to change; anything else is a bug: logged with its traceback."""
+    if isinstance(err, ValueError):
+        message = str(err)
+    else:
+        log.exception("the demo failed")
+        message = f"something went wrong ({type(err).__name__}: {err}); the server's log has the details"
+    gr.Warning(message, title="No video")
+    return f"**Error:** {message}"
 
 
 def _pick(files: list[str]):
@@ -155,38 +203,42 @@ def build(talker: Talker, max_seconds: float = MAX_SECONDS) -> gr.Blocks:
                     "**AI-generated**.")
         with gr.Row():
             with gr.Column():
-                portrait = gr.Image(label="Portrait", type="numpy", image_mode="RGB", sources=["upload"], height=256)
+                portrait = gr.Image(gallery_files[0], label="Portrait", type="numpy", image_mode="RGB",
+                                    sources=["upload"], height=256)
                 gallery = gr.Gallery(gallery_files, label="Held-out people of the world (click one)", columns=6,
-                                     height=120, allow_preview=False)
+                                     height=150, allow_preview=False, selected_index=0)
                 with gr.Row():
                     face_seed = gr.Number(0, label="new face seed", precision=0)
                     random_face = gr.Button("Random new face")
                 audio = gr.Audio(label="Speech (upload or record)", sources=["upload", "microphone"], type="filepath")
                 text = gr.Textbox("Hello there! I am a talking head from a synthetic world.",
                                   label="...or text to speak (used when no audio is given)", max_length=500)
-                voice = gr.Textbox("en-us", label="voice (eSpeak NG, e.g. en-us+f3, en-gb+m2)")
+                voice = gr.Dropdown(VOICES, value="en-us", label="voice (eSpeak NG)", allow_custom_value=True,
+                                    info="one of the world's voices, or type another eSpeak voice (e.g. fr)")
+                with gr.Accordion("Controls", open=True):
+                    with gr.Row():
+                        theta = gr.Slider(-0.4, 0.4, 0.0, step=0.05, label="gaze theta (rad, + right)")
+                        phi = gr.Slider(-0.25, 0.25, 0.0, step=0.05, label="gaze phi (rad, + up)")
+                    with gr.Row():
+                        distance = gr.Slider(0.85, 1.35, 1.0, step=0.05, label="head distance")
+                        emotion = gr.Dropdown(list(EMOTIONS), value="neutral", label="emotion")
+                    with gr.Row():
+                        audio_scale = gr.Slider(0, 3, GUIDANCE_SCALES["audio"], step=0.1,
+                                                label="audio guidance (the paper: 0.5)")
+                        gaze_scale = gr.Slider(0, 3, GUIDANCE_SCALES["gaze"], step=0.1, label="gaze guidance")
+                    with gr.Row():
+                        steps = gr.Slider(1, MAX_STEPS, DEFAULT_STEPS, step=1, label="sampling steps")
+                        seed = gr.Number(0, label="seed", precision=0, minimum=0)
+                        intensity = gr.Slider(0, 2, 1.0, step=0.1, label="motion intensity")
             with gr.Column():
-                with gr.Row():
-                    theta = gr.Slider(-0.4, 0.4, 0.0, step=0.05, label="gaze theta (rad, + right)")
-                    phi = gr.Slider(-0.25, 0.25, 0.0, step=0.05, label="gaze phi (rad, + up)")
-                with gr.Row():
-                    distance = gr.Slider(0.85, 1.35, 1.0, step=0.05, label="head distance")
-                    emotion = gr.Dropdown(list(EMOTIONS), value="neutral", label="emotion")
-                with gr.Row():
-                    audio_scale = gr.Slider(0, 3, GUIDANCE_SCALES["audio"], step=0.1,
-                                            label="audio guidance (the paper: 0.5)")
-                    gaze_scale = gr.Slider(0, 3, GUIDANCE_SCALES["gaze"], step=0.1, label="gaze guidance")
-                with gr.Row():
-                    steps = gr.Slider(1, 50, 25, step=1, label="sampling steps")
-                    seed = gr.Number(0, label="seed", precision=0, minimum=0)
-                    intensity = gr.Slider(0, 2, 1.0, step=0.1, label="motion intensity")
                 with gr.Row():
                     go = gr.Button("Generate", variant="primary")
                     live = gr.Button("Stream")
+                status = gr.Markdown("Choose a portrait and speech, then click **Generate** (or **Stream**).",
+                                     elem_id="status")
+                video = gr.Video(label="Video (with sound)", height=VIDEO_SIZE, interactive=False)
                 live_frame = gr.Image(label="Streaming frames", type="numpy", height=256, interactive=False)
-                video = gr.Video(label="Video (with sound)", height=256, interactive=False)
-                plot = gr.Plot(label="Generated head pose and mouth opening")
-                status = gr.Markdown()
+                plot = gr.Plot(label="Generated head pose and mouth opening", show_label=False)  # the figure's title
         inputs = [portrait, audio, text, voice, theta, phi, distance, emotion, audio_scale, gaze_scale, steps, seed,
                   intensity]
         gallery.select(_pick(gallery_files), None, portrait, api_name=False)
