@@ -39,6 +39,14 @@ def client():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def stream_client(client):
+    # Streams answer with a frame per update. A client that downloads each one can race gradio
+    # rewriting a cached frame of the same content (identical frames share a file name), and read
+    # it truncated; these tests read the statuses, and the video's presence, not the files.
+    return Client(client.src, verbose=False, download_files=False)
+
+
 def inputs(text: str = "Hello there", audio=None, steps: int = 2, portrait=PORTRAIT, voice: str = "en-us",
            seed: int | None = 0) -> list:
     # portrait, audio, text, voice, theta, phi, distance, emotion, audio scale, gaze scale, steps, seed, intensity
@@ -59,8 +67,8 @@ def test_demo_answers_with_a_video(client):
     assert "frames" in status and "Error" not in status and "Warning" not in status
 
 
-def test_demo_streams_frames(client):
-    job = client.submit(*inputs(), api_name="/stream")
+def test_demo_streams_frames(stream_client):
+    job = stream_client.submit(*inputs(), api_name="/stream")
     outputs = list(job)
     assert len(outputs) > 10                             # one update per frame, then the video
     assert outputs[-1][1] is not None
@@ -80,23 +88,23 @@ def test_demo_refuses_bad_input_with_a_readable_message(client, kwargs, message)
     assert status.startswith("**Error:**") and message in status
 
 
-def test_demo_refuses_unreadable_audio(client, tmp_path):
+def test_demo_refuses_unreadable_audio(client, stream_client, tmp_path):
     noise = tmp_path / "speech.wav"
     noise.write_bytes(b"RIFF this is not a wave file at all" * 10)
     video, _, status = client.predict(*inputs(audio=handle_file(str(noise))), api_name="/generate")
     assert video is None and status.startswith("**Error:**") and "cannot read audio" in status
-    *_, (frame, video, _, status) = client.submit(*inputs(audio=handle_file(str(noise))), api_name="/stream")
+    *_, (frame, video, _, status) = stream_client.submit(*inputs(audio=handle_file(str(noise))), api_name="/stream")
     assert frame is None and video is None and "cannot read audio" in status
 
 
-def test_unreadable_portrait_keeps_its_warning_beside_the_video(client, tmp_path):
+def test_unreadable_portrait_keeps_its_warning_beside_the_video(client, stream_client, tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (128, 128), (120, 120, 120)).save(blank)
     video, _, status = client.predict(*inputs(portrait=blank), api_name="/generate")
     assert video is not None                                          # a video all the same ...
     assert status.startswith("**Warning:**") and "almost uniform" in status and REAL_VIDEO_HINT in status
     assert "frames" in status                                         # ... and what was made
-    updates = list(client.submit(*inputs(portrait=blank), api_name="/stream"))
+    updates = list(stream_client.submit(*inputs(portrait=blank), api_name="/stream"))
     assert all(REAL_VIDEO_HINT in status for *_, status in updates)    # stays while streaming, and after
     assert updates[-1][1] is not None
 
