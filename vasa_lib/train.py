@@ -4,6 +4,7 @@
     python -m vasa_lib.train face --config configs/face_fast.toml
     python -m vasa_lib.train motion --config configs/motion_fast.toml
     python -m vasa_lib.train evaluators --config configs/motion_evaluators.toml
+    python -m vasa_lib.train reader --config configs/reader.toml
 
 Configs are TOML files (read with tomllib) with a [model] table (the model's config), a [data]
 table, a [train] table and, for the face model, a [loss] table. Training saves a safetensors
@@ -283,6 +284,27 @@ def train_evaluators(config_path: str, command: str = "") -> list[Path]:
     return written
 
 
+def train_reader(config_path: str, command: str = "") -> Path:
+    """Fit the parameter reader (`vasa_lib.eval.reader`) on renders of train-split people and save
+    it with a card; returns the checkpoint path."""
+    from vasa_lib.eval.reader import ReaderConfig
+    from vasa_lib.eval.reader import train_reader as fit_reader
+
+    cfg = read_config(config_path)
+    train = cfg["train"]
+    torch.set_num_threads(train.get("threads", torch.get_num_threads()))
+    model, report = fit_reader(ReaderConfig(**cfg.get("model", {})), train["steps"], train["batch"], train["lr"],
+                               train["uniform_share"], train["n_clips"], train["seed"], train.get("log_every", 0))
+    command = command or f"python -m vasa_lib.train reader --config {config_path}"
+    info = {"command": command, "config_file": str(config_path), "machine": _machine(), "torch": torch.__version__,
+            **report}
+    path = save_checkpoint(model, paths.course_path(train["checkpoint"]), info)
+    write_card(path, "Parameter reader: image -> pose and facial parameters (for vasa_lib.eval)",
+               str(paths.course_path(config_path)), command, info)
+    print(json.dumps(info), flush=True)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vasa_lib.train", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="model", required=True)
@@ -302,6 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     motion.add_argument("--checkpoint", help="override [train] checkpoint")
     evaluators = sub.add_parser("evaluators", help="the motion evaluators (probes, SyncNet, CAPP, emotion)")
     evaluators.add_argument("--config", default="configs/motion_evaluators.toml")
+    reader = sub.add_parser("reader", help="the parameter reader (image -> pose and facial parameters)")
+    reader.add_argument("--config", default="configs/reader.toml")
     args = parser.parse_args(argv)
     if args.model == "face":
         overrides = {k: v for k, v in (("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
@@ -314,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
         train_motion(args.config, overrides, command="python -m vasa_lib.train " + " ".join(argv or sys.argv[1:]))
     elif args.model == "evaluators":
         train_evaluators(args.config, command="python -m vasa_lib.train " + " ".join(argv or sys.argv[1:]))
+    elif args.model == "reader":
+        train_reader(args.config, command="python -m vasa_lib.train " + " ".join(argv or sys.argv[1:]))
     else:
         train_identity(args.config)
 

@@ -47,6 +47,11 @@ def ridge(x: torch.Tensor, y: torch.Tensor, alpha: float) -> tuple[torch.Tensor,
     return weight.float(), (w[-1] - (mean.double() @ weight)).float()
 
 
+def r2_per_column(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """R^2 of predictions (N, K) against the truth (N, K), per column: (K,)."""
+    return 1 - ((pred - true) ** 2).sum(0) / ((true - true.mean(0)) ** 2).sum(0).clamp_min(1e-12)
+
+
 class MotionProbes(nn.Module):
     """motion (..., D) -> probed factors (..., 4) in world units, in the order of PROBES."""
 
@@ -93,8 +98,7 @@ class MotionProbes(nn.Module):
     @torch.no_grad()
     def r2(self, latents: LatentSet) -> dict[str, float]:
         """R^2 of each probe on the frames of a latent set (how well its latents carry the factor)."""
-        pred, target = self(latents.motion), truth_of(latents)
-        r2 = 1 - ((pred - target) ** 2).sum(0) / ((target - target.mean(0)) ** 2).sum(0).clamp_min(1e-12)
+        r2 = r2_per_column(self(latents.motion), truth_of(latents))
         return {name: round(float(v), 4) for name, v in zip(PROBES, r2)}
 
 

@@ -209,6 +209,17 @@ def fingerprint(clip: Clip) -> dict:
     }
 
 
+def natural_motion(split: str, n: int, n_clips: int, seed: int,
+                   cache_dir: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n frames of motion (pose (n, 6), dynamics (n, 11)) drawn at random from the first n_clips
+    clips of a split: the poses and expressions of the world, whoever the person."""
+    clips = [load_clip(i, split, cache_dir) for i in range(n_clips)]
+    pose = torch.from_numpy(np.concatenate([c.pose for c in clips]))
+    dyn = torch.from_numpy(np.concatenate([c.dynamics for c in clips]))
+    pick = torch.randint(0, len(pose), (n,), generator=torch.Generator().manual_seed(seed))
+    return pose[pick], dyn[pick]
+
+
 def render_clip(clip: Clip, size: int = 128, start: int = 0, stop: int | None = None,
                 device: str | torch.device = "cpu") -> torch.Tensor:
     """Render frames start..stop of a clip: (T, 3, size, size) in [0, 1]."""

@@ -1,0 +1,59 @@
+"""Pieces of the face model's evaluation: masked PSNR, sharpness, and the parameter reader."""
+
+import torch
+import torch.nn.functional as F
+
+from vasa_lib.eval.face import gradient_energy, masked_psnr
+from vasa_lib.eval.reader import GROUPS, NAMES, ParameterReader, ReaderConfig, draw_motion, group_r2, train_reader
+from vasa_lib.face.losses import psnr
+from vasa_lib.world.params import DYNAMICS_LIMITS, POSE_LIMITS
+
+
+def test_masked_psnr_and_sharpness():
+    images, noisy = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    everywhere = torch.ones(2, 16, 16, dtype=torch.bool)
+    torch.testing.assert_close(masked_psnr(noisy, images, everywhere), psnr(noisy, images))
+    left = torch.zeros_like(everywhere)
+    left[..., :8] = True
+    half = images.clone()
+    half[..., 8:] = 0                                      # errors only where the mask is off
+    assert (masked_psnr(half, images, left) > 90).all()
+    blurred = F.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False)
+    assert (gradient_energy(blurred, everywhere) < 0.5 * gradient_energy(images, everywhere)).all()
+
+
+def test_group_r2_and_motion_draws():
+    true = torch.randn(64, len(NAMES))
+    assert all(abs(v - 1) < 1e-6 for v in group_r2(true, true).values())
+    assert set(group_r2(true, true)) == set(GROUPS) and sum(len(g) for g in GROUPS.values()) == len(NAMES)
+    pose, dyn = torch.zeros(500, 6) + POSE_LIMITS.mean(1), torch.zeros(500, 11) + DYNAMICS_LIMITS.mean(1)
+    drawn = draw_motion(pose, dyn, 0.5, torch.Generator().manual_seed(0))
+    limits = torch.cat([POSE_LIMITS, DYNAMICS_LIMITS])
+    assert ((drawn >= limits[:, 0]) & (drawn <= limits[:, 1])).all()
+    changed = (drawn != torch.cat([pose, dyn], -1)).float().mean()
+    assert 0.4 < changed < 0.6
+
+
+def test_reader_trains_and_reads_world_units():
+    config = ReaderConfig(size=32, widths=(8, 8, 16), hidden=16)
+    reader, report = train_reader(config, steps=3, batch=4, n_clips=2)
+    assert set(report["grade_r2_test_people"]) == set(GROUPS) and report["steps"] == 3
+    read = reader.read(torch.rand(5, 3, 32, 32))
+    assert read.shape == (5, len(NAMES)) and torch.isfinite(read).all()
+    assert 0.8 < float(reader.mean[NAMES.index("distance")]) < 1.4   # standardised by the natural motion
+    assert ParameterReader(config)(torch.rand(2, 3, 32, 32)).shape == (2, len(NAMES))
+
+
+def test_train_reader_cli_writes_a_checkpoint_and_card(tmp_path):
+    from vasa_lib.checkpoint import load_checkpoint
+    from vasa_lib.train import main
+
+    config = tmp_path / "reader.toml"
+    config.write_text(f"""[model]\nsize = 32\nwidths = [8, 8, 16]\nhidden = 16\n
+[train]\nsteps = 2\nbatch = 4\nlr = 0.001\nuniform_share = 0.3\nn_clips = 2\nseed = 0\nthreads = 1
+checkpoint = "{tmp_path / 'reader.safetensors'}"\n""")
+    main(["reader", "--config", str(config)])
+    reader = load_checkpoint(tmp_path / "reader.safetensors", ParameterReader)
+    assert reader.config.widths == (8, 8, 16)
+    card = (tmp_path / "reader.md").read_text()
+    assert "grade_r2_test_people" in card and "python -m vasa_lib.train reader" in card
