@@ -36,10 +36,6 @@ def read_config(path: str | Path) -> dict[str, Any]:
         return tomllib.load(f)
 
 
-def _cache_dir(data: dict[str, Any]) -> Path:
-    return paths.data_dir(data.get("cache_dir"))
-
-
 def _machine() -> str:
     """Where a run trained: the GPU's name, or the CPU's architecture and threads."""
     if torch.cuda.is_available():
@@ -134,8 +130,9 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     train.update(overrides or {})
     L.seed_everything(data.get("seed", 0), workers=True)
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
-    dm = train_clips(data["n_train"], 2, model_cfg.get("size", 128), data["batch_size"], _cache_dir(data),
-                     data.get("mix_motion", 0.0), data.get("same_pose", 0.0), data.get("workers", 1))
+    dm = train_clips(data["n_train"], 2, model_cfg.get("size", 128), data["batch_size"],
+                     paths.data_dir(data.get("cache_dir")), data.get("mix_motion", 0.0), data.get("same_pose", 0.0),
+                     data.get("workers", 1))
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")    # TF32 matrix products on a GPU
     lit = LitFace(model_cfg, loss, lr=train["lr"], weight_decay=train.get("weight_decay", 1e-4),

@@ -90,8 +90,8 @@ def batched(fn, *tensors: torch.Tensor, batch: int = 32):
     return torch.cat(outs)
 
 
-HEAD_OFF = tuple(PART_INDEX[p] for p in ("background", "neck", "shirt"))        # face_psnr: all but these
-FACE_OFF = tuple(PART_INDEX[p] for p in ("background", "hair", "neck", "shirt"))  # sharpness: the face
+HEAD_OFF = torch.tensor([PART_INDEX[p] for p in ("background", "neck", "shirt")])        # face_psnr: all but these
+FACE_OFF = torch.tensor([PART_INDEX[p] for p in ("background", "hair", "neck", "shirt")])  # sharpness: the face
 
 
 def masked_psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -132,8 +132,8 @@ def reenactment_metrics(model: FaceModel, idnet: IdentityNet, reader: ParameterR
         out = model.render(can, ident, d_pose, d_dyn)
         self_psnr.append(psnr(out, drivers))
         self_ssim.append(ssim(out, drivers))
-        face_psnr.append(masked_psnr(out, drivers, ~torch.isin(parts, torch.tensor(HEAD_OFF))))
-        face = ~torch.isin(parts, torch.tensor(FACE_OFF))
+        face_psnr.append(masked_psnr(out, drivers, ~torch.isin(parts, HEAD_OFF)))
+        face = ~torch.isin(parts, FACE_OFF)
         energy.append(gradient_energy(out, face))
         energy_true.append(gradient_energy(drivers, face))
         # swap: this person's pose from frame i, dynamics from frame j (drawn independently)
@@ -258,7 +258,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="also add the results to the checkpoint's card (.md beside it)")
     args = parser.parse_args(argv)
     args.checkpoint = args.checkpoint or str(paths.checkpoint("face"))
-    args.identity_net = args.identity_net or str(paths.checkpoint("identity_net"))
     results = evaluate(args.checkpoint, args.identity_net, args.reader, n_clips=args.clips, cache_dir=args.cache_dir)
     if args.write_card:
         command = "python -m vasa_lib.eval.face " + " ".join(argv if argv is not None else sys.argv[1:])
