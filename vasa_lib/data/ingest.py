@@ -1,0 +1,334 @@
+"""Ingestion: a folder of talking-face videos -> a dataset of face clips the course trains on.
+
+    python -m vasa_lib.data.ingest VIDEO_FOLDER --out DATASET_FOLDER
+
+Each video (mp4, mkv, webm, mov; in VIDEO_FOLDER or one folder per person below it) is read
+twice with PyAV, so memory holds a few frames whatever the video's length:
+1. scan: frames resampled to 25 fps, each searched for faces (`detect.detect_faces`), a small
+   grey thumbnail kept to find shot changes; the audio resampled to 16 kHz mono;
+2. cut: shots split where consecutive thumbnails differ by more than `cut`, shots longer than
+   `max_seconds` split evenly; each piece is kept or rejected with one reason (`REASONS`);
+3. crop: for a kept piece, a square crop per frame, framed as the world frames a head at its
+   nominal distance (`FACE_SHARE`, `FACE_OFFSET`) and smoothed over time, so that the person's
+   own head motion stays in the crop; resized to `size` pixels.
+
+A kept clip is one file `clips/{name}.npz`: frames (T, size, size, 3) uint8 at 25 fps, audio
+(T * 640,) float32 at 16 kHz, crop (T, 3) its centre x, y and side in the video's pixels,
+keypoints (T, 6, 2) in crop pixels, person (the folder or file it came from). Every file is
+written whole or not at all; each video's outcome is recorded in `videos/{key}.json` once all
+its clips are written, so an interrupted run resumes where it stopped, and `summary.json` lists
+what was kept and why the rest was not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter1d
+from tqdm.auto import tqdm
+
+from vasa_lib.data.detect import Face, detect_faces
+from vasa_lib.world.params import FPS, SAMPLE_RATE
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov")
+HOP = SAMPLE_RATE // FPS
+# The world's nominal framing as the detector sees it (`world_framing`, measured on renders of
+# train people at distance 1, facing the camera): the face box's side over the frame's side, and
+# the box centre's offset from the frame centre, in units of the frame's side.
+FACE_SHARE = 0.37
+FACE_OFFSET = (0.0, 0.05)
+REASONS = {
+    "unreadable": "the file cannot be decoded as a video",
+    "no audio": "the video has no sound track",
+    "silent": "the sound track is silent",
+    "no face": "no face is found in too many frames",
+    "several faces": "more than one face is found in too many frames",
+    "face too small": "the face is smaller than min_face pixels",
+    "too short": "the shot is shorter than min_seconds",
+}
+
+
+@dataclass
+class IngestConfig:
+    """size: crop side in pixels; min_seconds, max_seconds: clip length; min_face: smallest face
+    box side, in the video's pixels; face_share: share of frames that must show exactly one face;
+    cut: mean absolute thumbnail difference (0..1) that marks a shot change; silence: RMS below
+    which audio counts as silent; smooth_seconds: time scale of the crop's smoothing."""
+
+    size: int = 128
+    min_seconds: float = 2.0
+    max_seconds: float = 10.0
+    min_face: float = 40.0
+    face_share: float = 0.9
+    cut: float = 0.2
+    silence: float = 1e-3
+    smooth_seconds: float = 0.5
+
+
+@dataclass
+class Scan:
+    """What pass 1 found in a video of T frames at 25 fps: per frame the number of faces,
+    the best face's box (T, 4) and keypoints (T, 6, 2) (NaN where none), the thumbnail change
+    from the previous frame (T,); the audio (N,) at 16 kHz or None; the frame size (W, H)."""
+
+    counts: np.ndarray
+    boxes: np.ndarray
+    keypoints: np.ndarray
+    change: np.ndarray
+    audio: np.ndarray | None
+    frame_size: tuple[int, int]
+
+
+def resampled_frames(path: Path) -> Iterator[np.ndarray]:
+    """The video's frames at 25 fps as (H, W, 3) uint8: at each tick the latest frame shown."""
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tick, last, last_time = 0, None, 0.0
+        for frame in container.decode(stream):
+            time = float(frame.time if frame.time is not None else last_time)
+            while last is not None and tick / FPS < time:
+                yield last
+                tick += 1
+            last, last_time = frame.to_ndarray(format="rgb24"), time
+        rate = float(stream.average_rate or FPS)
+        while last is not None and tick / FPS < last_time + 1 / rate:
+            yield last
+            tick += 1
+
+
+def read_audio(path: Path) -> np.ndarray | None:
+    """The first sound track as 16 kHz mono float32 (N,), or None if there is none."""
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        chunks = []
+        for frame in container.decode(container.streams.audio[0]):
+            chunks += [f.to_ndarray()[0] for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray()[0] for f in resampler.resample(None)]
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).convert("L").resize((32, 32), Image.BILINEAR), np.float32) / 255
+
+
+def scan(path: Path) -> Scan:
+    """Pass 1 over a video (see `Scan`)."""
+    counts, boxes, keypoints, change, previous, size = [], [], [], [], None, (0, 0)
+    for image in resampled_frames(path):
+        faces = detect_faces(image)
+        counts.append(len(faces))
+        boxes.append(faces[0].box if faces else np.full(4, np.nan))
+        keypoints.append(faces[0].keypoints if faces else np.full((6, 2), np.nan))
+        thumb = _thumbnail(image)
+        change.append(0.0 if previous is None else float(np.abs(thumb - previous).mean()))
+        previous, size = thumb, (image.shape[1], image.shape[0])
+    if not counts:
+        raise ValueError("no frames")
+    return Scan(np.array(counts), np.array(boxes), np.array(keypoints), np.array(change), read_audio(path), size)
+
+
+def pieces(change: np.ndarray, cut: float, max_frames: int) -> list[tuple[int, int]]:
+    """Frame ranges [start, stop) of the shots (split where change > cut), each longer than
+    max_frames split into equal parts no longer than that."""
+    bounds = [0, *np.flatnonzero(change > cut).tolist(), len(change)]
+    out = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        n = -(-(stop - start) // max_frames)
+        edges = np.linspace(start, stop, n + 1).round().astype(int)
+        out += list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+    return out
+
+
+def judge(found: Scan, start: int, stop: int, config: IngestConfig) -> str | None:
+    """Why frames start..stop cannot make a clip (a key of `REASONS`), or None if they can."""
+    counts = found.counts[start:stop]
+    if stop - start < config.min_seconds * FPS:
+        return "too short"
+    if (counts > 1).mean() > 1 - config.face_share:
+        return "several faces"
+    if (counts == 1).mean() < config.face_share:
+        return "no face"
+    sides = (found.boxes[start:stop, 2:] - found.boxes[start:stop, :2]).mean(1)
+    if np.nanmedian(sides) < config.min_face:
+        return "face too small"
+    return None
+
+
+def crop_track(boxes: np.ndarray, smooth_frames: float) -> np.ndarray:
+    """Square crops (T, 3): centre x, y and side in the video's pixels, framed like the world at
+    its nominal distance, from face boxes (T, 4) (NaN rows, frames without a face, are filled
+    from their neighbours) smoothed with a Gaussian of `smooth_frames` frames."""
+    t = np.arange(len(boxes))
+    ok = ~np.isnan(boxes[:, 0])
+    filled = np.stack([np.interp(t, t[ok], boxes[ok, k]) for k in range(4)], 1)
+    side = (filled[:, 2] - filled[:, 0] + filled[:, 3] - filled[:, 1]) / 2 / FACE_SHARE
+    centre = (filled[:, :2] + filled[:, 2:]) / 2 - np.asarray(FACE_OFFSET) * side[:, None]
+    track = np.concatenate([centre, side[:, None]], 1)
+    return gaussian_filter1d(track, smooth_frames, axis=0, mode="nearest") if smooth_frames > 0 else track
+
+
+def crop(image: np.ndarray, cx: float, cy: float, side: float, size: int) -> np.ndarray:
+    """The square (cx, cy, side) of an (H, W, 3) image, resized to (size, size, 3); parts outside
+    the image repeat its edge pixels."""
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = max(int(round(side)), 1)
+    h, w = image.shape[:2]
+    ys, xs = np.clip(np.arange(y0, y0 + s), 0, h - 1), np.clip(np.arange(x0, x0 + s), 0, w - 1)
+    return np.asarray(Image.fromarray(image[ys][:, xs]).resize((size, size), Image.LANCZOS))
+
+
+def world_framing(n_people: int = 64, size: int = 256) -> tuple[float, tuple[float, float]]:
+    """Measure `FACE_SHARE` and `FACE_OFFSET` on renders of train people at the neutral pose."""
+    import torch
+
+    from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
+    from vasa_lib.world.params import NEUTRAL_DYNAMICS, NEUTRAL_POSE
+    from vasa_lib.world.renderer import render
+
+    ids = list(IDENTITY_SPLITS["train"])[:n_people]
+    images = render(identity_from_id(ids), NEUTRAL_POSE.expand(len(ids), -1), NEUTRAL_DYNAMICS.expand(len(ids), -1),
+                    size=size)
+    faces = [detect_faces((image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy())[0] for image in images]
+    offset = np.mean([(f.centre - size / 2) / size for f in faces], 0)
+    return float(np.mean([f.size / size for f in faces])), (float(offset[0]), float(offset[1]))
+
+
+def _write_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def video_key(path: Path, root: Path) -> str:
+    """A file name for a video's record: its path below root, and a hash of that path, its size
+    and its modification time (an edited video is ingested again)."""
+    stat = path.stat()
+    rel = path.relative_to(root).as_posix()
+    digest = hashlib.sha256(f"{rel}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:10]
+    return f"{rel.rsplit('.', 1)[0].replace('/', '__')}-{digest}"
+
+
+def person_of(path: Path, root: Path) -> str:
+    """Videos in a folder below root belong to that folder's person; a video directly in root is
+    a person of its own."""
+    rel = path.relative_to(root)
+    return rel.parts[0] if len(rel.parts) > 1 else path.stem
+
+
+def ingest_video(path: Path, root: Path, out: Path, config: IngestConfig) -> dict:
+    """Ingest one video into out/clips; returns its record: the clips kept and the pieces
+    rejected, each with its frame range and reason (or the whole video's reason)."""
+    key, record = video_key(path, root), {"video": path.relative_to(root).as_posix(),
+                                          "person": person_of(path, root), "kept": [], "rejected": []}
+    try:
+        found = scan(path)
+    except (av.error.FFmpegError, ValueError, EOFError, OSError) as error:
+        return {**record, "rejected": [{"reason": "unreadable", "detail": str(error)}]}
+    n = len(found.counts)
+    record.update(frames=n, seconds=round(n / FPS, 2), frame_size=list(found.frame_size))
+    if found.audio is None:
+        return {**record, "rejected": [{"reason": "no audio"}]}
+    audio = np.pad(found.audio, (0, max(0, n * HOP - len(found.audio))))[: n * HOP]
+    if np.sqrt(np.mean(audio**2)) < config.silence:
+        return {**record, "rejected": [{"reason": "silent"}]}
+    plan = []
+    for start, stop in pieces(found.change, config.cut, int(config.max_seconds * FPS)):
+        reason = judge(found, start, stop, config)
+        if reason:
+            record["rejected"].append({"start": start, "stop": stop, "reason": reason})
+        else:
+            plan.append((start, stop, crop_track(found.boxes[start:stop], config.smooth_seconds * FPS)))
+    if plan:
+        frames = {k: np.empty((stop - start, config.size, config.size, 3), np.uint8) for k, (start, stop, _) in
+                  enumerate(plan)}
+        for t, image in enumerate(resampled_frames(path)):
+            for k, (start, stop, track) in enumerate(plan):
+                if start <= t < stop:
+                    frames[k][t - start] = crop(image, *track[t - start], config.size)
+        for k, (start, stop, track) in enumerate(plan):
+            name = f"{key}-{k:03d}"
+            scale = config.size / track[:, 2:3, None]
+            points = (found.keypoints[start:stop] - track[:, None, :2]) * scale + config.size / 2
+            arrays = {"frames": frames[k], "audio": audio[start * HOP: stop * HOP].astype(np.float32),
+                      "crop": track.astype(np.float32), "keypoints": points.astype(np.float32),
+                      "person": np.array(record["person"])}
+            _write_atomic(out / "clips" / f"{name}.npz", lambda tmp, a=arrays: np.savez(tmp, **a))
+            record["kept"].append({"clip": name, "start": start, "stop": stop})
+    return record
+
+
+def find_videos(folder: Path) -> list[Path]:
+    """Video files in folder and one level of person folders below it, sorted."""
+    return sorted(p for pattern in ("*", "*/*") for p in folder.glob(pattern)
+                  if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
+
+
+def ingest(folder: str | Path, out: str | Path, config: IngestConfig | None = None, progress: bool = True) -> dict:
+    """Ingest every video of a folder (see the module's docstring) and write out/summary.json;
+    videos already recorded in out/videos are not done again. Returns the summary."""
+    folder, out, config = Path(folder), Path(out), config or IngestConfig()
+    if not folder.is_dir():
+        raise ValueError(f"no folder of videos at {folder}")
+    videos = find_videos(folder)
+    if not videos:
+        raise ValueError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
+    records, resumed = [], 0
+    for path in tqdm(videos, desc="ingesting", unit="video", disable=not progress):
+        done = out / "videos" / f"{video_key(path, folder)}.json"
+        if done.exists():
+            records.append(json.loads(done.read_text()))
+            resumed += 1
+            continue
+        record = ingest_video(path, folder, out, config)
+        _write_atomic(done, lambda tmp, r=record: Path(tmp).write_text(json.dumps(r, indent=1)))
+        records.append(record)
+    kept = [c for r in records for c in r["kept"]]
+    reasons = [x["reason"] for r in records for x in r["rejected"]]
+    summary = {"videos": len(videos), "resumed": resumed, "clips_kept": len(kept),
+               "seconds_kept": round(sum(c["stop"] - c["start"] for c in kept) / FPS, 2),
+               "people": len({r["person"] for r in records if r["kept"]}),
+               "rejected": {reason: reasons.count(reason) for reason in REASONS if reason in reasons},
+               "config": asdict(config), "records": records}
+    _write_atomic(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vasa_lib.data.ingest", description=__doc__.split("\n")[0])
+    parser.add_argument("videos", help="a folder of videos, or of one folder of videos per person")
+    parser.add_argument("--out", required=True, help="the dataset folder to write (resumed if it exists)")
+    for name, value in asdict(IngestConfig()).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    args = parser.parse_args(argv)
+    config = IngestConfig(**{name: getattr(args, name) for name in asdict(IngestConfig())})
+    try:
+        summary = ingest(args.videos, args.out, config)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    print(json.dumps({k: v for k, v in summary.items() if k != "records"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Videos we can make, to test and teach ingestion without downloading any.
+
+- world clips written as mp4 with their sound, optionally placed on a larger canvas at a known
+  offset (the crop must land on the world's head);
+- a real photograph that ships with matplotlib (Grace Hopper), moved and zoomed over time and
+  given a synthetic voice;
+- the cases ingestion must refuse: two faces, no face, a silent sound track, a truncated file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+from matplotlib import cbook
+from PIL import Image
+
+from vasa_lib.video import write_video
+from vasa_lib.world import speech as tts
+from vasa_lib.world.clips import HOP, Clip, render_clip
+from vasa_lib.world.params import FPS
+
+PHOTO = "grace_hopper.jpg"    # in matplotlib's sample data: a real portrait that ships with a package
+
+
+def photo() -> np.ndarray:
+    """The real portrait, (H, W, 3) uint8."""
+    return np.asarray(Image.open(cbook.get_sample_data(PHOTO, asfileobj=False)).convert("RGB"))
+
+
+def world_video(clip: Clip, path: Path, size: int = 256, canvas: int | None = None,
+                offset: tuple[int, int] = (0, 0), audio: bool = True) -> Path:
+    """Write a world clip as an mp4 with its sound: rendered at `size` pixels and, with `canvas`,
+    pasted at `offset` (x, y) on a grey canvas of that side."""
+    frames = render_clip(clip, size=size)
+    if canvas:
+        board = torch.full((len(frames), 3, canvas, canvas), 0.5)
+        board[:, :, offset[1]:offset[1] + size, offset[0]:offset[0] + size] = frames
+        frames = board
+    return write_video(path, frames, clip.audio if audio else None)
+
+
+def _speech(text: str, voice: str = "en-us+f3") -> np.ndarray:
+    return tts.synthesize(text, voice=voice).audio
+
+
+def moving_photo_video(path: Path, text: str = "Hello. I am reading this sentence to the camera, slowly.",
+                       side: int = 256, copies: int = 1) -> Path:
+    """The photograph seen by a camera that pans and zooms, `copies` times side by side, saying
+    `text`: (side, side * copies) frames for the length of the speech."""
+    audio = _speech(text)
+    n = -(-len(audio) // HOP)
+    image = photo()
+    h, w = image.shape[:2]
+    t = np.linspace(0, 1, n)
+    frames = []
+    for k in range(n):
+        zoom = 0.85 + 0.1 * np.sin(2 * np.pi * t[k])            # crop side over the photo's width
+        s = zoom * w
+        x0, y0 = (w - s) / 2 + 0.05 * w * np.sin(2 * np.pi * t[k]), 0.1 * h + 0.04 * h * np.cos(2 * np.pi * t[k])
+        view = Image.fromarray(image).crop((int(x0), int(y0), int(x0 + s), int(y0 + s))).resize((side, side))
+        frames.append(np.concatenate([np.asarray(view)] * copies, 1))
+    video = rearrange(torch.from_numpy(np.stack(frames)), "t h w c -> t c h w").float() / 255
+    return write_video(path, video, np.pad(audio, (0, n * HOP - len(audio))))
+
+
+def faceless_video(path: Path, seconds: float = 3.0, side: int = 256) -> Path:
+    """Drifting smooth colour noise, with speech: no face anywhere."""
+    rng = np.random.default_rng(0)
+    n = int(seconds * FPS)
+    coarse = torch.from_numpy(rng.random((1, 3, 8, 8), dtype=np.float32))
+    base = torch.nn.functional.interpolate(coarse, size=(2 * side, 2 * side), mode="bicubic").clamp(0, 1)[0]
+    frames = torch.stack([base[:, k:k + side, k:k + side] for k in range(n)])
+    audio = _speech("There is nobody here at all.")
+    return write_video(path, frames, np.resize(audio, n * HOP))
+
+
+def truncated_copy(source: Path, path: Path, share: float = 0.5) -> Path:
+    """The first `share` of a video file's bytes: what an interrupted download leaves."""
+    data = source.read_bytes()
+    path.write_bytes(data[: int(len(data) * share)])
+    return path
+
+
+def make_sample_folder(folder: str | Path, clips: list[Clip]) -> dict[str, str | None]:
+    """A folder of test videos: each world clip in a person folder of its own, then the special
+    cases. Returns the expected outcome of each file (its relative path): None for kept, or the
+    rejection reason."""
+    folder = Path(folder)
+    expected: dict[str, str | None] = {}
+    for clip in clips:
+        name = f"person{clip.identity_id}/{clip.split}{clip.index}.mp4"
+        world_video(clip, folder / name)
+        expected[name] = None
+    moving_photo_video(folder / "photo.mp4")
+    expected["photo.mp4"] = None
+    moving_photo_video(folder / "two_faces.mp4", copies=2)
+    expected["two_faces.mp4"] = "several faces"
+    faceless_video(folder / "no_face.mp4")
+    expected["no_face.mp4"] = "no face"
+    world_video(clips[0], folder / "silent.mp4", audio=False)
+    expected["silent.mp4"] = "no audio"
+    truncated_copy(folder / f"person{clips[0].identity_id}/{clips[0].split}{clips[0].index}.mp4",
+                   folder / "truncated.mp4")
+    expected["truncated.mp4"] = "unreadable"
+    return expected
