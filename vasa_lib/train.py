@@ -6,6 +6,9 @@
     python -m vasa_lib.train evaluators --config configs/motion_evaluators.toml
     python -m vasa_lib.train reader --config configs/reader.toml
 
+face, identity and motion also train on real video: `--data DATASET_FOLDER`, a folder written by
+`python -m vasa_lib.data.ingest` (notebook 09).
+
 Configs are TOML files (read with tomllib) with a [model] table (the model's config), a [data]
 table, a [train] table and, for the face model, a [loss] table. Training saves a safetensors
 checkpoint (config stored inside and in a .json beside it) every few minutes, so a killed run
@@ -121,8 +124,11 @@ def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir
     return TrainClips(n_train=n_train, frames=frames, size=size, batch_size=batch_size, cache_dir=cache_dir)
 
 
-def train_face(config_path: str, overrides: dict[str, Any] | None = None, command: str = "") -> Path:
-    """Train the face latent model as the config says; returns the checkpoint path."""
+def train_face(config_path: str, overrides: dict[str, Any] | None = None, command: str = "",
+               video_data: str | None = None) -> Path:
+    """Train the face latent model as the config says, on the world or, with `video_data`, on an
+    ingested folder (pose labels estimated from keypoints); returns the checkpoint path."""
+    from vasa_lib.data.dataset import VideoDataModule
     from vasa_lib.face.lit import LitFace
 
     cfg = read_config(config_path)
@@ -130,9 +136,14 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     train.update(overrides or {})
     L.seed_everything(data.get("seed", 0), workers=True)
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
-    dm = train_clips(data["n_train"], 2, model_cfg.get("size", 128), data["batch_size"],
-                     paths.data_dir(data.get("cache_dir")), data.get("mix_motion", 0.0), data.get("same_pose", 0.0),
-                     data.get("workers", 1))
+    if video_data:
+        dm = VideoDataModule(video_data, data["batch_size"])
+        dm.setup()
+        data["n_train"] = len(dm.train)
+    else:
+        dm = train_clips(data["n_train"], 2, model_cfg.get("size", 128), data["batch_size"],
+                         paths.data_dir(data.get("cache_dir")), data.get("mix_motion", 0.0),
+                         data.get("same_pose", 0.0), data.get("workers", 1))
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")    # TF32 matrix products on a GPU
     lit = LitFace(model_cfg, loss, lr=train["lr"], weight_decay=train.get("weight_decay", 1e-4),
@@ -145,7 +156,7 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     path = paths.course_path(train["checkpoint"])
     command = command or f"python -m vasa_lib.train face --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "data_seed": data.get("seed", 0),
-            "n_train_clips": data["n_train"], "mix_motion": data.get("mix_motion", 0.0),
+            "video_data": video_data, "n_train_clips": data["n_train"], "mix_motion": data.get("mix_motion", 0.0),
             "same_pose": data.get("same_pose", 0.0),
             "batch_size": data["batch_size"], "loss": loss,
             "torch": torch.__version__, "machine": _machine()}
@@ -173,24 +184,52 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     return path
 
 
-def train_identity(config_path: str) -> Path:
-    """Train the identity network (for l_cross_id) as the config says; returns the checkpoint path."""
+def train_identity(config_path: str, overrides: dict[str, Any] | None = None, command: str = "",
+                   video_data: str | None = None) -> Path:
+    """Train the identity network (for l_cross_id) as the config says, on world renders or, with
+    `video_data`, on the people of an ingested folder; returns the checkpoint path."""
+    from vasa_lib.data.dataset import load_dataset, person_images
     from vasa_lib.face.identity_net import IdentityNetConfig, train_identity_net
 
     cfg = read_config(config_path)
+    cfg["train"].update(overrides or {})
     torch.set_num_threads(cfg["train"].get("threads", torch.get_num_threads()))
-    net, record = train_identity_net(config=IdentityNetConfig(**cfg.get("model", {})), **cfg["train_args"])
+    args = dict(cfg["train_args"])
+    if video_data:
+        clips = load_dataset(video_data)
+        args.update(n_identities=len({c.person for c in clips}), size=clips[0].frames.shape[1],
+                    images_of=person_images(clips))
+    net, record = train_identity_net(config=IdentityNetConfig(**cfg.get("model", {})), **args)
     path = paths.course_path(cfg["train"]["checkpoint"])
-    record["command"] = f"python -m vasa_lib.train identity --config {config_path}"
+    record["video_data"] = video_data
+    record["command"] = command or f"python -m vasa_lib.train identity --config {config_path}"
     save_checkpoint(net, path, record)
     write_card(path, "Identity network (for VASA-1's l_cross_id)", config_path, record["command"], record)
     print(json.dumps(record), flush=True)
     return path
 
 
-def train_motion(config_path: str, overrides: dict[str, Any] | None = None, command: str = "") -> Path:
+def ingested_latents(folder: str, face_checkpoint: Path) -> dict[str, Any]:
+    """Motion latents of an ingested folder: {"train": ..., "val": ...}, the last tenth of the
+    clips (at least one) for validation; a folder of one clip trains and validates on it."""
+    from vasa_lib.checkpoint import load_checkpoint
+    from vasa_lib.data.dataset import load_dataset, video_latents
+    from vasa_lib.face.model import FaceModel
+    from vasa_lib.motion.latents import file_hash
+
+    clips = load_dataset(folder)
+    face = load_checkpoint(face_checkpoint, FaceModel)
+    n_val = max(1, len(clips) // 10) if len(clips) > 1 else 0
+    info = {"face_checkpoint": str(face_checkpoint), "face_hash": file_hash(face_checkpoint), "video_data": folder}
+    return {"train": video_latents(face, clips[:len(clips) - n_val] if n_val else clips, info=info),
+            "val": video_latents(face, clips[len(clips) - n_val:] if n_val else clips, info=info)}
+
+
+def train_motion(config_path: str, overrides: dict[str, Any] | None = None, command: str = "",
+                 video_data: str | None = None) -> Path:
     """Train the motion generator (diffusion or regression baseline) on face-encoded motion
-    latents of train-split clips, as the config says; returns the checkpoint path.
+    latents of train-split clips or, with `video_data`, of an ingested folder, as the config
+    says; returns the checkpoint path.
 
     Config tables: [model] MotionConfig fields (motion_dim comes from the latents), [audio]
     MelEncoderConfig fields (audio_dim = its dim), [data] face_checkpoint, n_train, n_val,
@@ -204,12 +243,16 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
 
     cfg = read_config(config_path)
     data, train = cfg["data"], cfg["train"]
-    train.update(overrides or {})
+    overrides = dict(overrides or {})
+    data["face_checkpoint"] = overrides.pop("face_checkpoint", data["face_checkpoint"])
+    train.update(overrides)
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
     face = paths.course_path(data["face_checkpoint"])
-    cache = data.get("cache_dir")
-    latents = {split: load_latents(split, data[f"n_{split}"], face, cache_dir=cache, verbose=True)
-               for split in ("train", "val")}
+    if video_data:
+        latents = ingested_latents(video_data, face)
+    else:
+        latents = {split: load_latents(split, data[f"n_{split}"], face, cache_dir=data.get("cache_dir"),
+                                       verbose=True) for split in ("train", "val")}
     # seeded after the data: encoding uncached latents builds a face model (random init draws from
     # torch's generator), and a run must not depend on what the cache held
     L.seed_everything(data.get("seed", 0), workers=True)
@@ -228,8 +271,9 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
     command = command or f"python -m vasa_lib.train motion --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "data_seed": data.get("seed", 0),
             "face_checkpoint": data["face_checkpoint"], "face_hash": latents["train"].info["face_hash"],
-            "n_train_clips": data["n_train"], "n_train_frames": len(latents["train"].motion),
-            "n_val_clips": data["n_val"], "torch": torch.__version__,
+            "video_data": video_data, "n_train_clips": len(latents["train"]),
+            "n_train_frames": len(latents["train"].motion), "n_val_clips": len(latents["val"]),
+            "torch": torch.__version__,
             "machine": _machine()}
     ckpt = PeriodicCheckpoint(path, train.get("checkpoint_every_minutes", 4), train.get("log_every", 50), info)
     run_dir = paths.course_path(train.get("run_dir", "runs/motion"))
@@ -314,31 +358,41 @@ def main(argv: list[str] | None = None) -> None:
     face.add_argument("--lr", type=float, help="override [train] lr (the peak of the one-cycle schedule)")
     ident = sub.add_parser("identity", help="the identity network used by l_cross_id")
     ident.add_argument("--config", default="configs/face_identity_net.toml")
+    ident.add_argument("--checkpoint", help="override [train] checkpoint")
     motion = sub.add_parser("motion", help="the motion generator (diffusion transformer or regression baseline)")
     motion.add_argument("--config", default="configs/motion_fast.toml")
     motion.add_argument("--max-minutes", type=float, help="override [train] max_minutes")
     motion.add_argument("--max-steps", type=int, help="override [train] max_steps")
     motion.add_argument("--checkpoint", help="override [train] checkpoint")
+    motion.add_argument("--face-checkpoint", help="override [data] face_checkpoint (the face model whose latents "
+                        "it learns)")
     evaluators = sub.add_parser("evaluators", help="the motion evaluators (probes, SyncNet, CAPP, emotion)")
     evaluators.add_argument("--config", default="configs/motion_evaluators.toml")
     reader = sub.add_parser("reader", help="the parameter reader (image -> pose and facial parameters)")
     reader.add_argument("--config", default="configs/reader.toml")
+    for command in (face, ident, motion):
+        command.add_argument("--data", help="train on this folder of ingested video (python -m vasa_lib.data.ingest) "
+                             "instead of the world")
     args = parser.parse_args(argv)
+    command = "python -m vasa_lib.train " + " ".join(argv or sys.argv[1:])
     if args.model == "face":
         overrides = {k: v for k, v in (("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
                                        ("checkpoint", args.checkpoint), ("init", args.init), ("lr", args.lr))
                      if v is not None}
-        train_face(args.config, overrides, command="python -m vasa_lib.train " + " ".join(argv or sys.argv[1:]))
+        train_face(args.config, overrides, command, args.data)
     elif args.model == "motion":
         overrides = {k: v for k, v in (("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
                                        ("checkpoint", args.checkpoint)) if v is not None}
-        train_motion(args.config, overrides, command="python -m vasa_lib.train " + " ".join(argv or sys.argv[1:]))
+        if args.face_checkpoint:
+            overrides["face_checkpoint"] = args.face_checkpoint
+        train_motion(args.config, overrides, command, args.data)
     elif args.model == "evaluators":
-        train_evaluators(args.config, command="python -m vasa_lib.train " + " ".join(argv or sys.argv[1:]))
+        train_evaluators(args.config, command)
     elif args.model == "reader":
-        train_reader(args.config, command="python -m vasa_lib.train " + " ".join(argv or sys.argv[1:]))
+        train_reader(args.config, command)
     else:
-        train_identity(args.config)
+        overrides = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+        train_identity(args.config, overrides, command, args.data)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter1d
 from tqdm.auto import tqdm
 
-from vasa_lib.data.detect import Face, detect_faces
+from vasa_lib.data.detect import detect_faces
 from vasa_lib.world.params import FPS, SAMPLE_RATE
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov")

@@ -95,7 +95,8 @@ def identification_accuracy(net: IdentityNet, ids: list[int], size: int = 128, s
 
 def train_identity_net(n_identities: int = 2000, steps: int = 600, people_per_batch: int = 32, size: int = 128,
                        lr: float = 2e-3, scale: float = 16.0, margin: float = 0.1, seed: int = 0,
-                       config: IdentityNetConfig | None = None, log_every: int = 50) -> tuple[IdentityNet, dict]:
+                       config: IdentityNetConfig | None = None, log_every: int = 50,
+                       images_of=None) -> tuple[IdentityNet, dict]:
     """Train an IdentityNet on renders of train identities 0..n_identities-1.
 
     Each step draws `people_per_batch` people and two images of each (random pose, expression,
@@ -105,9 +106,16 @@ def train_identity_net(n_identities: int = 2000, steps: int = 600, people_per_ba
     ways. Class weights computed from the batch need no warm-up, and the embedding must work
     for any person, which is what a loss on unseen people needs. Returns the net and a record
     of the run, with the identification accuracy on the held-out test identities.
+
+    images_of: (people (P,), generator) -> images (P, 3, size, size) of people 0..n_identities-1,
+    for training on video (`vasa_lib.data.dataset.person_images`); by default, world renders.
     """
-    if n_identities > len(IDENTITY_SPLITS["train"]):
+    if n_identities < 2:
+        raise ValueError("the identity network needs at least 2 people to tell apart")
+    if images_of is None and n_identities > len(IDENTITY_SPLITS["train"]):
         raise ValueError(f"n_identities must be <= {len(IDENTITY_SPLITS['train'])}")
+    images_of = images_of or (lambda people, g: render_people(people, size, g))
+    people_per_batch = min(people_per_batch, n_identities)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     net = IdentityNet(config)
@@ -118,7 +126,7 @@ def train_identity_net(n_identities: int = 2000, steps: int = 600, people_per_ba
     for step in range(steps):
         ids = torch.randperm(n_identities, generator=g)[:people_per_batch]
         with torch.no_grad():
-            images = render_people(ids.repeat(2), size, g)
+            images = images_of(ids.repeat(2), g)
         a, b = net(images).chunk(2)
         logits = scale * (a @ b.T - margin * torch.eye(people_per_batch))
         loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2

@@ -50,7 +50,7 @@ class FaceLossConfig:
 
 
 class LitFace(L.LightningModule):
-    """Trains a FaceModel on batches of WorldDataModule(frames=2)."""
+    """Trains a FaceModel on batches of WorldDataModule(frames=2) or, from video, VideoDataModule."""
 
     def __init__(self, model: dict | None = None, loss: dict | None = None, lr: float = 1e-3,
                  weight_decay: float = 1e-4, max_steps: int = 10_000, identity_net: str | None = None):
@@ -66,7 +66,8 @@ class LitFace(L.LightningModule):
             self.identity_net = load_checkpoint(identity_net, IdentityNet).requires_grad_(False)
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """All loss terms of one batch (frames (B, 2, 3, H, W), parts (B, 2, H, W), pose (B, 2, 6))."""
+        """All loss terms of one batch (frames (B, 2, 3, H, W), pose (B, 2, 6) and, from the world,
+        parts (B, 2, H, W))."""
         c, m = self.loss_config, self.model
         frames = batch["frames"]
         b = frames.shape[0]
@@ -77,8 +78,10 @@ class LitFace(L.LightningModule):
         canonical = m.canonical(latent)
         partner = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(frames.device)
         reenacted = m.render(canonical, latent.identity, latent.pose[partner], latent.dynamics[partner])
-        parts = torch.cat([batch["parts"][:, 0], batch["parts"][:, 1]])
-        weights = detail_weights(parts[partner], c.detail)
+        weights = None                                                  # video has no part labels
+        if "parts" in batch:
+            parts = torch.cat([batch["parts"][:, 0], batch["parts"][:, 1]])
+            weights = detail_weights(parts[partner], c.detail)
         out = {"recon": reconstruction_loss(reenacted, images[partner], c.ssim, weights),
                "pose": pose_loss(pose, torch.cat([batch["pose"][:, 0], batch["pose"][:, 1]]))}
         with torch.no_grad():

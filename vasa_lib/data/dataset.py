@@ -1,0 +1,138 @@
+"""Training sets from an ingested folder (`vasa_lib.data.ingest`): the real-video counterparts of
+the world's datasets, for `python -m vasa_lib.train face|identity|motion --data FOLDER`.
+
+No world labels exist there. The face model's pose label is the keypoint estimate
+(`headpose.estimate_pose`); the identity network learns that clips of one person (one folder or
+file of the video folder) show the same face; the motion generator's controls are what video
+gives: the head distance from the estimate, gaze straight ahead and a neutral emotion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from einops import rearrange
+from torch.utils.data import DataLoader, Dataset
+
+from vasa_lib.data.headpose import estimate_pose
+from vasa_lib.world.params import EMOTIONS, pose_index
+
+
+@dataclass
+class VideoClip:
+    """One ingested clip: frames (T, S, S, 3) uint8, audio (T * 640,) float32, keypoints (T, 6, 2)
+    in crop pixels, its person's name and number in the dataset."""
+
+    name: str
+    person: str
+    person_id: int
+    frames: np.ndarray
+    audio: np.ndarray
+    keypoints: np.ndarray
+
+    @property
+    def pose(self) -> np.ndarray:
+        """The estimated head pose (T, 6) in the world's units."""
+        return estimate_pose(self.keypoints, self.frames.shape[1])
+
+    def images(self, pick: torch.Tensor | slice = slice(None)) -> torch.Tensor:
+        """Frames `pick` as (K, 3, S, S) float in [0, 1]."""
+        return rearrange(torch.from_numpy(self.frames[pick]), "k h w c -> k c h w").float() / 255
+
+
+def load_dataset(folder: str | Path) -> list[VideoClip]:
+    """Every clip of an ingested folder, sorted by name; people numbered in order of their names."""
+    files = sorted((Path(folder) / "clips").glob("*.npz"))
+    if not files:
+        raise ValueError(f"no ingested clips in {Path(folder) / 'clips'}: run "
+                         f"`python -m vasa_lib.data.ingest VIDEO_FOLDER --out {folder}` first")
+    loaded = [dict(np.load(f)) for f in files]
+    people = sorted({str(d["person"]) for d in loaded})
+    return [VideoClip(f.stem, str(d["person"]), people.index(str(d["person"])), d["frames"], d["audio"],
+                      d["keypoints"]) for f, d in zip(files, loaded)]
+
+
+class VideoFrameTuples(Dataset):
+    """K random frames of one clip per item: {"frames": (K, 3, S, S), "pose": (K, 6) estimated,
+    "identity_id": () the person's number}; the face model's batches, without part labels."""
+
+    def __init__(self, clips: list[VideoClip], frames: int = 2):
+        self.clips, self.frames = clips, frames
+        self.pose = [torch.from_numpy(c.pose) for c in clips]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        clip = self.clips[index]
+        pick = torch.randint(0, len(clip.frames), (self.frames,))
+        return {"frames": clip.images(pick.numpy()), "pose": self.pose[index][pick],
+                "identity_id": torch.tensor(clip.person_id)}
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Train batches of `VideoFrameTuples` from an ingested folder."""
+
+    def __init__(self, folder: str | Path, batch_size: int, frames: int = 2):
+        super().__init__()
+        self.folder, self.batch_size, self.frames = folder, batch_size, frames
+        self.train: VideoFrameTuples | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train is None:
+            self.train = VideoFrameTuples(load_dataset(self.folder), self.frames)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train, batch_size=min(self.batch_size, len(self.train)), shuffle=True, drop_last=True)
+
+
+def person_images(clips: list[VideoClip]):
+    """For the identity network: a function (people (P,), generator) -> (P, 3, S, S), one random
+    frame of a random clip of each person."""
+    by_person: dict[int, list[VideoClip]] = {}
+    for clip in clips:
+        by_person.setdefault(clip.person_id, []).append(clip)
+
+    def draw(people: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        images = []
+        for person in people.tolist():
+            options = by_person[person]
+            clip = options[int(torch.randint(len(options), (), generator=generator))]
+            t = int(torch.randint(len(clip.frames), (), generator=generator))
+            images.append(clip.images(slice(t, t + 1)))
+        return torch.cat(images)
+
+    return draw
+
+
+@torch.inference_mode()
+def video_latents(face, clips: list[VideoClip], batch_size: int = 64, info: dict | None = None):
+    """The motion generator's training set from ingested clips: a `LatentSet` whose motion is
+    the face model's [z_pose, z_dyn] of every frame; true_pose holds the keypoint estimate and
+    true_dynamics NaN (unknown on video); controls: estimated mean distance, gaze (0, 0),
+    neutral emotion."""
+    from vasa_lib.audio.mel import audio_frame_features
+    from vasa_lib.motion.latents import LatentSet
+    from vasa_lib.world.params import DYNAMICS_DIM
+
+    face.eval()
+    motion = []
+    for clip in clips:
+        for batch in clip.images().split(batch_size):
+            motion.append(torch.cat(face.encode_motion(batch), dim=1).float())
+    poses = [torch.from_numpy(c.pose) for c in clips]
+    lengths = torch.tensor([len(c.frames) for c in clips])
+    n = len(clips)
+    return LatentSet(
+        motion=torch.cat(motion), mel=torch.cat([audio_frame_features(c.audio) for c in clips]),
+        true_pose=torch.cat(poses), true_dynamics=torch.full((int(lengths.sum()), DYNAMICS_DIM), float("nan")),
+        offsets=torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+        gaze=torch.zeros(n, 2),
+        distance=torch.stack([p[:, pose_index("distance")].mean(0, keepdim=True) for p in poses]),
+        emotion=torch.full((n,), EMOTIONS.index("neutral")), identity_id=torch.tensor([c.person_id for c in clips]),
+        test_voice=torch.zeros(n, dtype=torch.bool), info=info or {})
+
