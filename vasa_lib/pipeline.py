@@ -77,7 +77,8 @@ MAX_INTENSITY = 3.0
 LABEL_TEXT = "AI-generated"
 REAL_VIDEO_HINT = ("The face model was trained only on the synthetic world's faces: to animate real photos, "
                    "train it on real talking-face video, as notebooks/09_your_own_videos.ipynb shows "
-                   "(python -m vasa_lib.data.ingest VIDEOS --out DATA, then python -m vasa_lib.train face --data DATA).")
+                   "(python -m vasa_lib.data.ingest VIDEOS --out DATA, then "
+                   "python -m vasa_lib.train face --data DATA).")
 
 
 # ----------------------------------------------------------------------------- settings
