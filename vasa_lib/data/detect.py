@@ -3,7 +3,7 @@
 BlazeFace (Bazarevsky et al. 2019) is a single-shot detector for faces that fill a good part of
 the image, as in talking-head video. The network (`models/face_detection_short_range.tflite`,
 Apache-2.0, see `models/README.md`) ships inside the package and runs with LiteRT
-(`ai-edge-litert`, the `video` extra); nothing is downloaded at run time. What the network
+(`ai-edge-litert`, installed with the course except on Windows, which it has no wheels for); nothing is downloaded at run time. What the network
 leaves to us, written here: letterboxing the image to its 128 x 128 input, its 896 SSD anchors,
 decoding boxes and six keypoints relative to them, and weighted non-maximum suppression.
 
@@ -65,8 +65,8 @@ def _interpreter():
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as error:
-        raise ImportError("face detection needs LiteRT: pip install -e \".[video]\" (or pip install ai-edge-litert)"
-                          ) from error
+        raise ImportError("face detection needs LiteRT (pip install ai-edge-litert), which has wheels for Linux "
+                          "and macOS only: on Windows, use WSL or Colab") from error
     interpreter = Interpreter(model_path=str(MODEL), num_threads=1)
     interpreter.allocate_tensors()
     outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
