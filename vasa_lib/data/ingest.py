@@ -44,8 +44,8 @@ from vasa_lib.world.params import FPS, SAMPLE_RATE
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov")
 HOP = SAMPLE_RATE // FPS
 # The world's nominal framing as the detector sees it (`world_framing`, measured on renders of
-# train people at distance 1, facing the camera): the face box's side over the frame's side, and
-# the box centre's offset from the frame centre, in units of the frame's side.
+# train people at distance 1, centred, in natural head rotations): the face box's side over the
+# frame's side, and the box centre's offset from the frame centre, in units of the frame's side.
 FACE_SHARE = 0.37
 FACE_OFFSET = (0.0, 0.05)
 REASONS = {
@@ -194,16 +194,20 @@ def crop(image: np.ndarray, cx: float, cy: float, side: float, size: int) -> np.
 
 
 def world_framing(n_people: int = 64, size: int = 256) -> tuple[float, tuple[float, float]]:
-    """Measure `FACE_SHARE` and `FACE_OFFSET` on renders of train people at the neutral pose."""
+    """Measure `FACE_SHARE` and `FACE_OFFSET` on renders of train people in natural head
+    rotations and expressions (`clips.natural_motion`), centred at distance 1."""
     import torch
 
+    from vasa_lib.world.clips import natural_motion
     from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
-    from vasa_lib.world.params import NEUTRAL_DYNAMICS, NEUTRAL_POSE
+    from vasa_lib.world.params import NEUTRAL_POSE, pose_index
     from vasa_lib.world.renderer import render
 
     ids = list(IDENTITY_SPLITS["train"])[:n_people]
-    images = render(identity_from_id(ids), NEUTRAL_POSE.expand(len(ids), -1), NEUTRAL_DYNAMICS.expand(len(ids), -1),
-                    size=size)
+    pose, dynamics = natural_motion("train", len(ids), n_clips=16, seed=0)
+    placed = [pose_index(name) for name in ("tx", "ty", "distance")]
+    pose[:, placed] = NEUTRAL_POSE[placed]
+    images = render(identity_from_id(ids), pose, dynamics, size=size)
     faces = [detect_faces((image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy())[0] for image in images]
     offset = np.mean([(f.centre - size / 2) / size for f in faces], 0)
     return float(np.mean([f.size / size for f in faces])), (float(offset[0]), float(offset[1]))

@@ -4,7 +4,8 @@
   offset (the crop must land on the world's head);
 - a real photograph that ships with matplotlib (Grace Hopper), moved and zoomed over time and
   given a synthetic voice;
-- the cases ingestion must refuse: two faces, no face, a silent sound track, a truncated file.
+- the cases ingestion must refuse: two faces, no face, no or a silent sound track, a shot too
+  short, a face too small, a truncated file; and a video with a cut between two shots.
 """
 
 from __future__ import annotations
@@ -31,15 +32,25 @@ def photo() -> np.ndarray:
 
 
 def world_video(clip: Clip, path: Path, size: int = 256, canvas: int | None = None,
-                offset: tuple[int, int] = (0, 0), audio: bool = True) -> Path:
-    """Write a world clip as an mp4 with its sound: rendered at `size` pixels and, with `canvas`,
-    pasted at `offset` (x, y) on a grey canvas of that side."""
-    frames = render_clip(clip, size=size)
+                offset: tuple[int, int] = (0, 0), audio: str = "speech", seconds: float | None = None) -> Path:
+    """Write a world clip as an mp4: rendered at `size` pixels and, with `canvas`, pasted at
+    `offset` (x, y) on a grey canvas of that side; audio "speech" (the clip's), "silence" (a
+    silent track) or "none" (no track); the first `seconds` only, if given."""
+    stop = None if seconds is None else int(seconds * FPS)
+    frames = render_clip(clip, size=size, stop=stop)
     if canvas:
         board = torch.full((len(frames), 3, canvas, canvas), 0.5)
         board[:, :, offset[1]:offset[1] + size, offset[0]:offset[0] + size] = frames
         frames = board
-    return write_video(path, frames, clip.audio if audio else None)
+    sound = {"speech": clip.audio[: len(frames) * HOP], "silence": np.zeros(len(frames) * HOP, np.float32),
+             "none": None}[audio]
+    return write_video(path, frames, sound)
+
+
+def two_shot_video(first: Clip, second: Clip, path: Path, size: int = 256) -> Path:
+    """Two world clips one after the other, as an edited video cuts from one shot to the next."""
+    frames = torch.cat([render_clip(first, size=size), render_clip(second, size=size)])
+    return write_video(path, frames, np.concatenate([first.audio, second.audio]))
 
 
 def _speech(text: str, voice: str = "en-us+f3") -> np.ndarray:
@@ -85,9 +96,10 @@ def truncated_copy(source: Path, path: Path, share: float = 0.5) -> Path:
 
 
 def make_sample_folder(folder: str | Path, clips: list[Clip]) -> dict[str, str | None]:
-    """A folder of test videos: each world clip in a person folder of its own, then the special
-    cases. Returns the expected outcome of each file (its relative path): None for kept, or the
-    rejection reason."""
+    """A folder of test videos: each world clip in a person folder of its own, the photograph,
+    then one video for each reason of refusal (the first clip made silent, short, small, ...).
+    Returns the expected outcome of each file (its relative path): None for kept, or the rejection
+    reason; "two_shots.mp4" (the first two clips cut together) gives two kept clips."""
     folder = Path(folder)
     expected: dict[str, str | None] = {}
     for clip in clips:
@@ -100,8 +112,16 @@ def make_sample_folder(folder: str | Path, clips: list[Clip]) -> dict[str, str |
     expected["two_faces.mp4"] = "several faces"
     faceless_video(folder / "no_face.mp4")
     expected["no_face.mp4"] = "no face"
-    world_video(clips[0], folder / "silent.mp4", audio=False)
-    expected["silent.mp4"] = "no audio"
+    world_video(clips[0], folder / "no_sound_track.mp4", audio="none")
+    expected["no_sound_track.mp4"] = "no audio"
+    world_video(clips[0], folder / "silent.mp4", audio="silence")
+    expected["silent.mp4"] = "silent"
+    world_video(clips[0], folder / "short.mp4", seconds=1.0)
+    expected["short.mp4"] = "too short"
+    world_video(clips[0], folder / "small_face.mp4", size=96)
+    expected["small_face.mp4"] = "face too small"
+    two_shot_video(clips[0], clips[1], folder / "two_shots.mp4")
+    expected["two_shots.mp4"] = None
     truncated_copy(folder / f"person{clips[0].identity_id}/{clips[0].split}{clips[0].index}.mp4",
                    folder / "truncated.mp4")
     expected["truncated.mp4"] = "unreadable"

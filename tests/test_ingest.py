@@ -1,0 +1,149 @@
+"""The real-video path on videos we can make: detection, framing, ingestion with its reasons,
+resuming, the pose estimate, and a tiny end-to-end run (ingest -> face -> latents -> motion ->
+generate)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vasa_lib import train
+from vasa_lib.data import ingest as ingest_module
+from vasa_lib.data.dataset import load_dataset
+from vasa_lib.data.detect import anchors, detect_faces
+from vasa_lib.data.headpose import _render_keypoints, estimate_pose
+from vasa_lib.data.ingest import FACE_OFFSET, FACE_SHARE, ingest, world_framing
+from vasa_lib.data.samples import make_sample_folder, photo, world_video
+from vasa_lib.eval.probes import r2_per_column
+from vasa_lib.world.clips import load_clip, make_clip
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("videos")
+    return folder, make_sample_folder(folder, [load_clip(i, "test") for i in range(2)])
+
+
+@pytest.fixture(scope="module")
+def dataset(samples, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("dataset")
+    return out, ingest(samples[0], out, progress=False)
+
+
+def test_anchors_cover_the_image_in_two_grids():
+    a = anchors()
+    assert a.shape == (896, 2) and a.min() > 0 and a.max() < 1
+    assert np.allclose(a[0], [1 / 32, 1 / 32]) and np.allclose(a[512], [1 / 16, 1 / 16])
+
+
+def test_detector_finds_one_real_face_two_faces_and_none():
+    image = photo()
+    faces = detect_faces(image)
+    assert len(faces) == 1 and faces[0].score > 0.8
+    right_eye, left_eye, nose, mouth = faces[0].keypoints[:4]
+    assert right_eye[0] < nose[0] < left_eye[0] and nose[1] < mouth[1]      # the subject's right is on the left
+    x0, y0, x1, y1 = faces[0].box
+    assert x0 < nose[0] < x1 and y0 < nose[1] < y1
+    assert len(detect_faces(np.concatenate([image, image], 1))) == 2
+    assert detect_faces(np.full((120, 160, 3), 128, np.uint8)) == []
+    with pytest.raises(ValueError, match="uint8"):
+        detect_faces(image.astype(np.float32))
+
+
+def test_framing_constants_match_the_world():
+    share, offset = world_framing(n_people=16)
+    assert abs(share - FACE_SHARE) < 0.02 and np.abs(np.subtract(offset, FACE_OFFSET)).max() < 0.02
+
+
+def test_every_case_is_kept_or_rejected_with_its_reason(samples, dataset):
+    _, expected = samples
+    _, summary = dataset
+    outcome = {r["video"]: [x["reason"] for x in r["rejected"]] for r in summary["records"]}
+    assert set(outcome) == set(expected)
+    for video, reason in expected.items():
+        assert outcome[video] == ([] if reason is None else [reason]), video
+    two_shots = next(r for r in summary["records"] if r["video"] == "two_shots.mp4")
+    first = load_clip(0, "test").n_frames
+    assert [(c["start"], c["stop"]) for c in two_shots["kept"]] == [(0, first), (first, two_shots["frames"])]
+    assert summary["clips_kept"] == 5 and summary["videos"] == len(expected)
+
+
+def test_kept_clips_are_complete_training_material(dataset):
+    out, summary = dataset
+    clips = load_dataset(out)
+    assert len(clips) == summary["clips_kept"] and not list((out / "clips").glob(".*"))   # no temporary files
+    for clip in clips:
+        assert clip.frames.shape[1:] == (128, 128, 3) and clip.frames.dtype == np.uint8
+        assert len(clip.audio) == 640 * len(clip.frames) and np.abs(clip.audio).max() > 0.01
+        assert clip.pose.shape == (len(clip.frames), 6) and np.isfinite(clip.pose).all()
+    assert {c.person for c in clips} == {"person10107", "person10113", "photo", "two_shots"}
+
+
+def test_crop_lands_on_the_world_head(tmp_path):
+    clip = make_clip(3, "test", distance=1.0)
+    world_video(clip, tmp_path / "videos" / "placed.mp4", size=256, canvas=384, offset=(40, 70))
+    ingest(tmp_path / "videos", tmp_path / "out", progress=False)
+    crop = np.load(next((tmp_path / "out" / "clips").glob("*.npz")))["crop"]
+    # at distance 1 the world frames the head as its own 256-pixel render, placed at (40, 70); the
+    # side varies more (faces differ in size from person to person, and a turned face's box shrinks)
+    assert np.abs(crop[:, :2].mean(0) - [40 + 128, 70 + 128]).max() < 4
+    assert abs(crop[:, 2].mean() - 256) < 256 * 0.12
+
+
+def test_an_interrupted_run_resumes_without_redoing_finished_videos(samples, tmp_path, monkeypatch):
+    folder, expected = samples
+    real, done = ingest_module.ingest_video, []
+
+    def interrupted(path, *args):
+        if len(done) == 3:
+            raise KeyboardInterrupt
+        done.append(path)
+        return real(path, *args)
+
+    monkeypatch.setattr(ingest_module, "ingest_video", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(folder, tmp_path, progress=False)
+    assert len(list((tmp_path / "videos").glob("*.json"))) == 3 and not (tmp_path / "summary.json").exists()
+    monkeypatch.setattr(ingest_module, "ingest_video", real)
+    summary = ingest(folder, tmp_path, progress=False)
+    assert summary["resumed"] == 3 and summary["videos"] == len(expected) and summary["clips_kept"] == 5
+    assert json.loads((tmp_path / "summary.json").read_text())["clips_kept"] == 5
+
+
+def test_command_line_prints_the_summary_and_refuses_a_missing_folder(samples, tmp_path, capsys):
+    ingest_module.main([str(samples[0]), "--out", str(tmp_path), "--min-seconds", "3"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["config"]["min_seconds"] == 3.0 and summary["rejected"]["too short"] >= 2
+    with pytest.raises(SystemExit, match="no folder of videos"):
+        ingest_module.main([str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+
+
+def test_pose_estimate_follows_the_head_on_test_people():
+    points, pose = _render_keypoints("test", 200, 128, seed=5)
+    r2 = r2_per_column(torch.from_numpy(estimate_pose(points, 128)), torch.from_numpy(pose))
+    assert r2[0] > 0.8 and r2[5] > 0.8          # yaw and distance, the controls a user sees most
+
+
+def test_tiny_end_to_end_run_on_ingested_video(dataset, tmp_path):
+    from vasa_lib.pipeline import Settings, Talker
+
+    out, _ = dataset
+    identity = tmp_path / "identity.toml"
+    identity.write_text(Path(train.paths.course_path("configs/face_identity_net.toml")).read_text()
+                        .replace("steps = 1200", "steps = 3"))
+    train.main(["identity", "--config", str(identity), "--data", str(out),
+                "--checkpoint", str(tmp_path / "models" / "identity_net.safetensors")])
+    face = tmp_path / "face.toml"
+    face.write_text(Path(train.paths.course_path("configs/face_video.toml")).read_text().replace(
+        "assets/checkpoints/identity_net.safetensors", str(tmp_path / "models" / "identity_net.safetensors")))
+    train.main(["face", "--config", str(face), "--data", str(out), "--max-steps", "3",
+                "--checkpoint", str(tmp_path / "models" / "face.safetensors")])
+    train.main(["motion", "--config", "configs/motion_fast.toml", "--data", str(out), "--max-steps", "3",
+                "--face-checkpoint", str(tmp_path / "models" / "face.safetensors"),
+                "--checkpoint", str(tmp_path / "models" / "motion.safetensors")])
+    talker = Talker.from_checkpoints(tmp_path / "models")
+    clip = load_dataset(out)[0]
+    video = talker.generate(talker.portrait(clip.frames[0], strict=False), clip.audio[:16000], Settings(steps=2))
+    assert video.frames.shape == (25, 3, 128, 128) and torch.isfinite(video.frames).all()
