@@ -356,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     face.add_argument("--checkpoint", help="override [train] checkpoint")
     face.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning)")
     face.add_argument("--lr", type=float, help="override [train] lr (the peak of the one-cycle schedule)")
+    face.add_argument("--identity-net", help="override [train] identity_net (the network of l_cross_id)")
     ident = sub.add_parser("identity", help="the identity network used by l_cross_id")
     ident.add_argument("--config", default="configs/face_identity_net.toml")
     ident.add_argument("--checkpoint", help="override [train] checkpoint")
@@ -377,7 +378,8 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m vasa_lib.train " + " ".join(argv or sys.argv[1:])
     if args.model == "face":
         overrides = {k: v for k, v in (("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
-                                       ("checkpoint", args.checkpoint), ("init", args.init), ("lr", args.lr))
+                                       ("checkpoint", args.checkpoint), ("init", args.init), ("lr", args.lr),
+                                       ("identity_net", args.identity_net))
                      if v is not None}
         train_face(args.config, overrides, command, args.data)
     elif args.model == "motion":
