@@ -4,9 +4,9 @@ BlazeFace (Bazarevsky et al. 2019) is a single-shot detector for faces that fill
 the image, as in talking-head video. The network (`models/face_detection_short_range.tflite`,
 Apache-2.0, see `models/README.md`) ships inside the package and runs with LiteRT
 (`ai-edge-litert`, installed with the course except on Windows, which it has no wheels for);
-nothing is downloaded at run time. What the network
-leaves to us, written here: letterboxing the image to its 128 x 128 input, its 896 SSD anchors,
-decoding boxes and six keypoints relative to them, and weighted non-maximum suppression.
+nothing is downloaded at run time. What the network leaves to us, written here: letterboxing the
+image to its 128 x 128 input, its 896 SSD anchors, decoding boxes and six keypoints relative to
+them, and weighted non-maximum suppression.
 
 It finds real faces and the world's painted ones alike, which is what lets the course test the
 real-video path on world clips whose head positions are known.
