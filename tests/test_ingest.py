@@ -116,6 +116,7 @@ def test_command_line_prints_the_summary_and_refuses_a_missing_folder(samples, t
     ingest_module.main([str(samples[0]), "--out", str(tmp_path), "--min-seconds", "3"])
     summary = json.loads(capsys.readouterr().out)
     assert summary["config"]["min_seconds"] == 3.0 and summary["rejected"]["too short"] >= 2
+    assert summary["outcome"]["short.mp4"] == ["too short"] and summary["outcome"]["truncated.mp4"] == ["unreadable"]
     with pytest.raises(SystemExit, match="no folder of videos"):
         ingest_module.main([str(tmp_path / "nowhere"), "--out", str(tmp_path)])
 

@@ -331,7 +331,12 @@ def main(argv: list[str] | None = None) -> None:
         summary = ingest(args.videos, args.out, config)
     except ValueError as error:
         sys.exit(f"error: {error}")
-    print(json.dumps({k: v for k, v in summary.items() if k != "records"}, indent=1))
+    except KeyboardInterrupt:
+        done = len(list(Path(args.out, "videos").glob("*.json")))
+        sys.exit(f"interrupted with {done} videos done: run the same command again to go on from there")
+    outcome = {r["video"]: [f"kept {c['clip']}" for c in r["kept"]] + [x["reason"] for x in r["rejected"]]
+               for r in summary["records"]}
+    print(json.dumps({**{k: v for k, v in summary.items() if k != "records"}, "outcome": outcome}, indent=1))
 
 
 if __name__ == "__main__":
