@@ -106,10 +106,15 @@ def test_an_interrupted_run_resumes_without_redoing_finished_videos(samples, tmp
     with pytest.raises(KeyboardInterrupt):
         ingest(folder, tmp_path, progress=False)
     assert len(list((tmp_path / "videos").glob("*.json"))) == 3 and not (tmp_path / "summary.json").exists()
+    with pytest.raises(ValueError, match="ingestion has not finished"):
+        load_dataset(tmp_path)
     monkeypatch.setattr(ingest_module, "ingest_video", real)
     summary = ingest(folder, tmp_path, progress=False)
     assert summary["resumed"] == 3 and summary["videos"] == len(expected) and summary["clips_kept"] == 5
     assert json.loads((tmp_path / "summary.json").read_text())["clips_kept"] == 5
+    assert len(load_dataset(tmp_path)) == 5
+    again = ingest(folder, tmp_path, ingest_module.IngestConfig(min_seconds=3.0), progress=False)
+    assert again["resumed"] == 0 and len(load_dataset(tmp_path)) == again["clips_kept"] < 5  # other settings: redone
 
 
 def test_command_line_prints_the_summary_and_refuses_a_missing_folder(samples, tmp_path, capsys):

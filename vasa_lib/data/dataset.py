@@ -9,6 +9,7 @@ gives: the head distance from the estimate, gaze straight ahead and a neutral em
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +46,16 @@ class VideoClip:
 
 
 def load_dataset(folder: str | Path) -> list[VideoClip]:
-    """Every clip of an ingested folder, sorted by name; people numbered in order of their names."""
-    files = sorted((Path(folder) / "clips").glob("*.npz"))
-    if not files:
-        raise ValueError(f"no ingested clips in {Path(folder) / 'clips'}: run "
-                         f"`python -m vasa_lib.data.ingest VIDEO_FOLDER --out {folder}` first")
+    """The clips its summary.json lists as kept (files of an interrupted or earlier run with other
+    settings are not), sorted by name; people numbered in order of their names."""
+    folder = Path(folder)
+    run = f"`python -m vasa_lib.data.ingest VIDEO_FOLDER --out {folder}`"
+    if not (folder / "summary.json").exists():
+        raise ValueError(f"{folder} has no summary.json: ingestion has not finished there; run {run}")
+    kept = sorted(c["clip"] for r in json.loads((folder / "summary.json").read_text())["records"] for c in r["kept"])
+    if not kept:
+        raise ValueError(f"ingestion kept no clip in {folder} (see its summary.json for the reasons)")
+    files = [folder / "clips" / f"{name}.npz" for name in kept]
     loaded = [dict(np.load(f)) for f in files]
     people = sorted({str(d["person"]) for d in loaded})
     return [VideoClip(f.stem, str(d["person"]), people.index(str(d["person"])), d["frames"], d["audio"],

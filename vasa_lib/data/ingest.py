@@ -9,8 +9,11 @@ twice with PyAV, so memory holds a few frames whatever the video's length:
 2. cut: shots split where consecutive thumbnails differ by more than `cut`, shots longer than
    `max_seconds` split evenly; each piece is kept or rejected with one reason (`REASONS`);
 3. crop: for a kept piece, a square crop per frame, framed as the world frames a head at its
-   nominal distance (`FACE_SHARE`, `FACE_OFFSET`) and smoothed over time, so that the person's
-   own head motion stays in the crop; resized to `size` pixels.
+   nominal distance (`FACE_SHARE`, `FACE_OFFSET`) and smoothed over `smooth_seconds`, so that
+   the crop follows a camera's pan or a person's drift but the head's own motion (turns, nods,
+   leaning in) stays visible in it; resized to `size` pixels. Parts of a crop outside the video
+   are black. A crop normalises the head's size: a clip's mean distance reads as about 1, the
+   world's nominal, whatever the camera's distance was.
 
 A kept clip is one file `clips/{name}.npz`: frames (T, size, size, 3) uint8 at 25 fps, audio
 (T * 640,) float32 at 16 kHz, crop (T, 3) its centre x, y and side in the video's pixels,
@@ -73,7 +76,7 @@ class IngestConfig:
     face_share: float = 0.9
     cut: float = 0.2
     silence: float = 1e-3
-    smooth_seconds: float = 0.5
+    smooth_seconds: float = 2.0
 
 
 @dataclass
@@ -176,6 +179,8 @@ def crop_track(boxes: np.ndarray, smooth_frames: float) -> np.ndarray:
     from their neighbours) smoothed with a Gaussian of `smooth_frames` frames."""
     t = np.arange(len(boxes))
     ok = ~np.isnan(boxes[:, 0])
+    if not ok.any():
+        raise ValueError("crop_track needs a face box in at least one frame")
     filled = np.stack([np.interp(t, t[ok], boxes[ok, k]) for k in range(4)], 1)
     side = (filled[:, 2] - filled[:, 0] + filled[:, 3] - filled[:, 1]) / 2 / FACE_SHARE
     centre = (filled[:, :2] + filled[:, 2:]) / 2 - np.asarray(FACE_OFFSET) * side[:, None]
@@ -185,12 +190,10 @@ def crop_track(boxes: np.ndarray, smooth_frames: float) -> np.ndarray:
 
 def crop(image: np.ndarray, cx: float, cy: float, side: float, size: int) -> np.ndarray:
     """The square (cx, cy, side) of an (H, W, 3) image, resized to (size, size, 3); parts outside
-    the image repeat its edge pixels."""
+    the image are black."""
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    s = max(int(round(side)), 1)
-    h, w = image.shape[:2]
-    ys, xs = np.clip(np.arange(y0, y0 + s), 0, h - 1), np.clip(np.arange(x0, x0 + s), 0, w - 1)
-    return np.asarray(Image.fromarray(image[ys][:, xs]).resize((size, size), Image.LANCZOS))
+    return np.asarray(Image.fromarray(image).crop((x0, y0, x0 + max(int(round(side)), 1),
+                                                   y0 + max(int(round(side)), 1))).resize((size, size), Image.LANCZOS))
 
 
 def world_framing(n_people: int = 64, size: int = 256) -> tuple[float, tuple[float, float]]:
@@ -225,12 +228,13 @@ def _write_atomic(path: Path, write) -> None:
             os.unlink(tmp)
 
 
-def video_key(path: Path, root: Path) -> str:
-    """A file name for a video's record: its path below root, and a hash of that path, its size
-    and its modification time (an edited video is ingested again)."""
+def video_key(path: Path, root: Path, config: IngestConfig) -> str:
+    """A file name for a video's record: its path below root, and a hash of that path, its size,
+    its modification time and the settings (an edited video, or other settings, ingest again)."""
     stat = path.stat()
     rel = path.relative_to(root).as_posix()
-    digest = hashlib.sha256(f"{rel}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:10]
+    settings = json.dumps(asdict(config), sort_keys=True)
+    digest = hashlib.sha256(f"{rel}|{stat.st_size}|{stat.st_mtime_ns}|{settings}".encode()).hexdigest()[:10]
     return f"{rel.rsplit('.', 1)[0].replace('/', '__')}-{digest}"
 
 
@@ -244,7 +248,7 @@ def person_of(path: Path, root: Path) -> str:
 def ingest_video(path: Path, root: Path, out: Path, config: IngestConfig) -> dict:
     """Ingest one video into out/clips; returns its record: the clips kept and the pieces
     rejected, each with its frame range and reason (or the whole video's reason)."""
-    key, record = video_key(path, root), {"video": path.relative_to(root).as_posix(),
+    key, record = video_key(path, root, config), {"video": path.relative_to(root).as_posix(),
                                           "person": person_of(path, root), "kept": [], "rejected": []}
     try:
         found = scan(path)
@@ -300,7 +304,7 @@ def ingest(folder: str | Path, out: str | Path, config: IngestConfig | None = No
         raise ValueError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
     records, resumed = [], 0
     for path in tqdm(videos, desc="ingesting", unit="video", disable=not progress):
-        done = out / "videos" / f"{video_key(path, folder)}.json"
+        done = out / "videos" / f"{video_key(path, folder, config)}.json"
         if done.exists():
             records.append(json.loads(done.read_text()))
             resumed += 1

@@ -120,7 +120,8 @@ def train_identity_net(n_identities: int = 2000, steps: int = 600, people_per_ba
     g = torch.Generator().manual_seed(seed)
     net = IdentityNet(config)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
+    warmup = max(0.05, 2 / max(steps, 4))        # at least 2 steps: OneCycleLR divides by the warm-up's length
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=warmup)
     start = time.time()
     target = torch.arange(people_per_batch)
     for step in range(steps):
