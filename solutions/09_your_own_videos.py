@@ -1,0 +1,76 @@
+"""Solutions to the exercises of notebook 09 · Your own videos.
+
+Run from the repository root: `python solutions/09_your_own_videos.py`. Each exercise is one function; its asserts
+check the answer, so a wrong answer fails. About 20 s on a 2-core CPU (it makes its own small video folder).
+"""
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vasa_lib.data.ingest import IngestConfig, crop_track, ingest, scan
+from vasa_lib.data.samples import moving_photo_video, two_shot_video, world_video
+from vasa_lib.notebook import setup
+from vasa_lib.world.clips import load_clip
+from vasa_lib.world.params import FPS
+
+cfg = setup(seed=0)
+torch.set_num_threads(1)
+videos = Path(tempfile.mkdtemp()) / "videos"
+first, second = load_clip(0, "test"), load_clip(1, "test")
+two_shot_video(first, second, videos / "two_shots.mp4")
+
+
+def outcome(summary: dict, video: str) -> list[str]:
+    record = next(r for r in summary["records"] if r["video"] == video)
+    return [f"kept {c['stop'] - c['start']} frames" for c in record["kept"]] + [x["reason"] for x in record["rejected"]]
+
+
+def exercise_1():
+    """A cut threshold above the largest thumbnail change misses the cut: one clip of two people."""
+    change = scan(videos / "two_shots.mp4").change
+    print(f"largest change between thumbnails: {change.max():.3f} (default cut {IngestConfig().cut})")
+    assert change.max() > IngestConfig().cut                       # the default finds the cut...
+    assert np.sort(change)[-2] < IngestConfig().cut / 2            # ...and nothing else comes close
+    summary = ingest(videos, videos.parent / "missed_cut", IngestConfig(cut=float(change.max()) + 0.01), progress=False)
+    print("two_shots.mp4 with the cut missed:", outcome(summary, "two_shots.mp4"))
+    assert outcome(summary, "two_shots.mp4") == [f"kept {first.n_frames + second.n_frames} frames"]
+    # A missed cut makes one clip of two people: the face model's training pairs (two frames of one clip) would then
+    # ask it to re-enact one person's frame from the other person's appearance, teaching it to copy identity from
+    # the driver, which is exactly the leak l_cross_id fights.
+
+
+def exercise_2():
+    """A 1.5 s video is too short; 2.5 s is kept; only the new video is read when the dataset is ingested again."""
+    dataset = videos.parent / "dataset"
+    ingest(videos, dataset, progress=False)
+    world_video(load_clip(5, "test"), videos / "short.mp4", seconds=1.5)
+    summary = ingest(videos, dataset, progress=False)
+    print("short.mp4 (1.5 s):", outcome(summary, "short.mp4"), "| resumed:", summary["resumed"])
+    assert outcome(summary, "short.mp4") == ["too short"] and summary["resumed"] == 1   # two_shots.mp4 was not redone
+    clip = load_clip(5, "test")
+    world_video(clip, videos / "short.mp4", seconds=2.5)                           # a new file: its key changes
+    summary = ingest(videos, dataset, progress=False)
+    print(f"short.mp4 (2.5 s, the clip has {clip.n_frames / FPS:.2f} s):", outcome(summary, "short.mp4"))
+    assert outcome(summary, "short.mp4") == [f"kept {min(clip.n_frames, int(2.5 * FPS))} frames"]
+
+
+def exercise_3():
+    """Without smoothing the crop shakes with the detector's noise; with more smoothing it lags behind a pan."""
+    moving_photo_video(videos.parent / "photo" / "photo.mp4")
+    found = scan(videos.parent / "photo" / "photo.mp4")
+    tracks = {s: crop_track(found.boxes, s * FPS) for s in (0.0, 0.5, 2.0)}
+    wobble = {s: np.abs(np.diff(t[:, 0], n=2)).mean() for s, t in tracks.items()}
+    lag = {s: np.abs(t[:, 0] - tracks[0.0][:, 0]).mean() for s, t in tracks.items()}  # distance from the per-frame box
+    print("wobble of the centre (px/frame^2):", {s: round(float(w), 3) for s, w in wobble.items()})
+    print("distance from the per-frame crop (px):", {s: round(float(v), 2) for s, v in lag.items()})
+    assert wobble[0.0] > 5 * wobble[0.5] > 5 * wobble[2.0]          # smoothing removes the shaking
+    assert lag[2.0] > lag[0.5]                                      # and the longer one lags the pan more
+
+
+if __name__ == "__main__":
+    for exercise in (exercise_1, exercise_2, exercise_3):
+        print(f"--- {exercise.__name__}: {exercise.__doc__}")
+        exercise()
