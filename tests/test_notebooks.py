@@ -1,4 +1,5 @@
-"""The notebooks' shared structure: one install cell everywhere, a header that says what a run takes.
+"""The notebooks' shared structure: one install cell everywhere, a header that says what a run takes and what it
+needs, and an end with a summary and exercises whose solutions exist.
 
 (nbval, run by `pytest` on notebooks/, executes them and checks their outputs and asserts.)
 """
@@ -33,3 +34,17 @@ def test_header_opens_in_colab_and_states_the_run_time(path):
     assert f"colab.research.google.com/github/vasa-course/vasa-from-scratch/blob/main/notebooks/{path.name}" in header
     assert re.search(r"Run time:.*fast mode on a 2-core CPU.*full mode.*GPU", header, re.S), \
         "the header must state the run time in fast mode (2-core CPU) and in full mode (GPU)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_header_says_what_you_need_and_the_end_has_a_summary_and_exercises_with_solutions(path):
+    markdown = cells(path, "markdown")
+    assert "What you need" in markdown[0], "the header must say what you need (earlier notebooks, CPU or GPU)"
+    assert any(text.startswith("## Summary") for text in markdown), "a markdown cell must start with '## Summary'"
+    exercises = [text for text in markdown if text.startswith("## Exercises")]
+    assert exercises, "a markdown cell must start with '## Exercises'"
+    named = set(re.findall(r"solutions/[\w.-]+\.py", "".join(exercises)))
+    assert named, "the exercises must name their solutions (solutions/NN_name.py)"
+    root = path.parent.parent
+    missing = sorted(name for name in named if not (root / name).is_file())
+    assert not missing, f"the exercises name solutions that do not exist: {missing}"
