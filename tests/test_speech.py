@@ -148,3 +148,11 @@ def test_foreign_sentences_are_german():
     assert speech.duration > 1.0
     with pytest.raises(ValueError, match="index"):
         foreign_sentence(-2)
+
+
+def test_a_foreign_voice_reading_english_words_gives_no_language_switch_marks():
+    from vasa_lib.world.clips import clip_from_speech
+
+    speech = synthesize("Hello, this is a computer talking.", voice=FOREIGN_VOICES[0])
+    assert not any("(" in p.symbol for p in speech.phonemes)
+    assert clip_from_speech(speech, 0).n_frames == int(np.ceil(speech.duration * 25))

@@ -39,6 +39,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,6 +286,9 @@ def _check_inputs(text: str, voice: str, rate: int, pitch: int, pitch_range: int
             raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
 
 
+LANGUAGE_SWITCH = re.compile(r"\([a-z-]+\)")      # eSpeak's "(en)", "(de)": the voice switched language
+
+
 def _phoneme_starts(audio: np.ndarray, events: list[tuple[int, str]],
                     native_rate: int) -> list[tuple[float, str, bool]]:
     """Raw events -> phoneme starts in seconds, strictly increasing: (start, symbol, stressed).
@@ -292,7 +296,8 @@ def _phoneme_starts(audio: np.ndarray, events: list[tuple[int, str]],
     audio: (N,) int16 at `native_rate`. Steps:
     1. an event with no samples of its own (several at one sample, or one at the very end) is
        dropped;
-    2. events without an IPA name are pauses when their audio is mostly silent; the
+    2. language-switch marks such as "(en)" (a German voice reading an English word) are dropped
+       from names; events without an IPA name are pauses when their audio is mostly silent; the
        others are short linking sounds between vowels ("the_engine"), which join the previous
        phoneme; consecutive pauses merge;
     3. a run of silence (peak envelope below `SILENCE_LEVEL`) that ends where a phoneme starts
@@ -307,7 +312,7 @@ def _phoneme_starts(audio: np.ndarray, events: list[tuple[int, str]],
     silent = envelope < SILENCE_LEVEL
     starts: list[list] = []                                  # [sample, symbol, stressed]
     for (sample, name), (end, _) in zip(events, events[1:] + [(n, "")]):
-        symbol = name.replace("ˈ", "").replace("ˌ", "")
+        symbol = LANGUAGE_SWITCH.sub("", name).replace("ˈ", "").replace("ˌ", "")
         if not symbol:
             if silent[sample:end].mean() < 0.5 or (starts and starts[-1][1] == PAUSE):
                 continue
