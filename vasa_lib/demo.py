@@ -243,8 +243,11 @@ def build(talker: Talker, max_seconds: float = MAX_SECONDS) -> gr.Blocks:
                   intensity]
         gallery.select(_pick(gallery_files), None, portrait, api_name=False)
         random_face.click(lambda s: world_portrait(seed=int(s or 0)), face_seed, portrait, api_name="random_face")
-        go.click(demo.generate, inputs, [video, plot, status], api_name="generate")
-        live.click(demo.stream, inputs, [live_frame, video, plot, status], api_name="stream")
+        # one queue for both: they share one Talker, which must not run two requests at once
+        go.click(demo.generate, inputs, [video, plot, status], api_name="generate", concurrency_id="talker",
+                 concurrency_limit=1)
+        live.click(demo.stream, inputs, [live_frame, video, plot, status], api_name="stream", concurrency_id="talker",
+                   concurrency_limit=1)
     return app
 
 
