@@ -62,6 +62,12 @@ def test_pip_install_dot_then_generate_from_another_folder(tmp_path):
                            cwd=elsewhere, capture_output=True, text=True)
     course, module = where.stdout.split()
     assert Path(course) == env_dir / "share" / "vasa_lib" and str(env_dir) in module
+    # the face detector of the real-video path ships inside the package
+    faces = subprocess.run([python, "-c", "from vasa_lib.data.detect import detect_faces, MODEL; "
+                            "from vasa_lib.data.samples import photo; print(len(detect_faces(photo())), MODEL)"],
+                           cwd=elsewhere, capture_output=True, text=True)
+    count, model = faces.stdout.split()
+    assert count == "1" and str(env_dir) in model, faces.stderr[-2000:]
 
 
 def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
