@@ -219,10 +219,10 @@ def ingested_latents(folder: str, face_checkpoint: Path) -> dict[str, Any]:
 
     clips = load_dataset(folder)
     face = load_checkpoint(face_checkpoint, FaceModel)
-    n_val = max(1, len(clips) // 10) if len(clips) > 1 else 0
+    n_val = max(1, len(clips) // 10)
+    train, val = (clips[:-n_val], clips[-n_val:]) if len(clips) > 1 else (clips, clips)
     info = {"face_checkpoint": str(face_checkpoint), "face_hash": file_hash(face_checkpoint), "video_data": folder}
-    return {"train": video_latents(face, clips[:len(clips) - n_val] if n_val else clips, info=info),
-            "val": video_latents(face, clips[len(clips) - n_val:] if n_val else clips, info=info)}
+    return {"train": video_latents(face, train, info=info), "val": video_latents(face, val, info=info)}
 
 
 def train_motion(config_path: str, overrides: dict[str, Any] | None = None, command: str = "",
@@ -371,9 +371,9 @@ def main(argv: list[str] | None = None) -> None:
     evaluators.add_argument("--config", default="configs/motion_evaluators.toml")
     reader = sub.add_parser("reader", help="the parameter reader (image -> pose and facial parameters)")
     reader.add_argument("--config", default="configs/reader.toml")
-    for command in (face, ident, motion):
-        command.add_argument("--data", help="train on this folder of ingested video (python -m vasa_lib.data.ingest) "
-                             "instead of the world")
+    for video_trained in (face, ident, motion):
+        video_trained.add_argument("--data", help="train on this folder of ingested video "
+                                   "(python -m vasa_lib.data.ingest) instead of the world")
     args = parser.parse_args(argv)
     command = "python -m vasa_lib.train " + " ".join(argv or sys.argv[1:])
     if args.model == "face":

@@ -115,28 +115,22 @@ def person_images(clips: list[VideoClip]):
     return draw
 
 
-@torch.inference_mode()
 def video_latents(face, clips: list[VideoClip], batch_size: int = 64, info: dict | None = None):
     """The motion generator's training set from ingested clips: a `LatentSet` whose motion is
     the face model's [z_pose, z_dyn] of every frame; true_pose holds the keypoint estimate and
     true_dynamics NaN (unknown on video); controls: estimated mean distance, gaze (0, 0),
     neutral emotion."""
     from vasa_lib.audio.mel import audio_frame_features
-    from vasa_lib.motion.latents import LatentSet
+    from vasa_lib.motion.latents import LatentSet, encode_frames, offsets_of
     from vasa_lib.world.params import DYNAMICS_DIM
 
-    face.eval()
-    motion = []
-    for clip in clips:
-        for batch in clip.images().split(batch_size):
-            motion.append(torch.cat(face.encode_motion(batch), dim=1).float())
     poses = [torch.from_numpy(c.pose) for c in clips]
-    lengths = torch.tensor([len(c.frames) for c in clips])
     n = len(clips)
+    motion = encode_frames(face, (c.images() for c in clips), batch_size)
     return LatentSet(
-        motion=torch.cat(motion), mel=torch.cat([audio_frame_features(c.audio) for c in clips]),
-        true_pose=torch.cat(poses), true_dynamics=torch.full((int(lengths.sum()), DYNAMICS_DIM), float("nan")),
-        offsets=torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+        motion=motion, mel=torch.cat([audio_frame_features(c.audio) for c in clips]),
+        true_pose=torch.cat(poses), true_dynamics=torch.full((len(motion), DYNAMICS_DIM), float("nan")),
+        offsets=offsets_of([len(c.frames) for c in clips]),
         gaze=torch.zeros(n, 2),
         distance=torch.stack([p[:, pose_index("distance")].mean(0, keepdim=True) for p in poses]),
         emotion=torch.full((n,), EMOTIONS.index("neutral")), identity_id=torch.tensor([c.person_id for c in clips]),

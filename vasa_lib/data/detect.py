@@ -49,6 +49,7 @@ class Face:
         return (self.box[:2] + self.box[2:]) / 2
 
 
+@cache
 def anchors() -> np.ndarray:
     """The SSD anchor centres of BlazeFace short range, (896, 2) in [0, 1]: 2 anchors on each
     cell of a 16 x 16 grid (stride 8), then 6 on each cell of an 8 x 8 grid (stride 16; three

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vasa_lib.data.detect import detect_faces
+from vasa_lib.video import to_uint8_frames
 
 WEIGHTS = Path(__file__).with_name("models") / "keypoint_pose.json"
 
@@ -66,9 +67,8 @@ def _render_keypoints(split: str, n: int, size: int, seed: int) -> tuple[np.ndar
     pose, dynamics = natural_motion(split, n, n_clips=32, seed=seed)
     ids = rng.choice(IDENTITY_SPLITS[split], n)
     images = render(identity_from_id(ids.tolist()), torch.as_tensor(pose), torch.as_tensor(dynamics), size=size)
-    pixels = (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
     points, kept = [], []
-    for i, image in enumerate(pixels):
+    for i, image in enumerate(to_uint8_frames(images)):
         faces = detect_faces(image)
         if len(faces) == 1:
             points.append(faces[0].keypoints)

@@ -42,6 +42,7 @@ from scipy.ndimage import gaussian_filter1d
 from tqdm.auto import tqdm
 
 from vasa_lib.data.detect import detect_faces
+from vasa_lib.video import to_uint8_frames
 from vasa_lib.world.params import FPS, SAMPLE_RATE
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov")
@@ -191,16 +192,13 @@ def crop_track(boxes: np.ndarray, smooth_frames: float) -> np.ndarray:
 def crop(image: np.ndarray, cx: float, cy: float, side: float, size: int) -> np.ndarray:
     """The square (cx, cy, side) of an (H, W, 3) image, resized to (size, size, 3); parts outside
     the image are black."""
-    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    return np.asarray(Image.fromarray(image).crop((x0, y0, x0 + max(int(round(side)), 1),
-                                                   y0 + max(int(round(side)), 1))).resize((size, size), Image.LANCZOS))
+    x0, y0, s = int(round(cx - side / 2)), int(round(cy - side / 2)), max(int(round(side)), 1)
+    return np.asarray(Image.fromarray(image).crop((x0, y0, x0 + s, y0 + s)).resize((size, size), Image.LANCZOS))
 
 
 def world_framing(n_people: int = 64, size: int = 256) -> tuple[float, tuple[float, float]]:
     """Measure `FACE_SHARE` and `FACE_OFFSET` on renders of train people in natural head
     rotations and expressions (`clips.natural_motion`), centred at distance 1."""
-    import torch
-
     from vasa_lib.world.clips import natural_motion
     from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
     from vasa_lib.world.params import NEUTRAL_POSE, pose_index
@@ -211,7 +209,7 @@ def world_framing(n_people: int = 64, size: int = 256) -> tuple[float, tuple[flo
     placed = [pose_index(name) for name in ("tx", "ty", "distance")]
     pose[:, placed] = NEUTRAL_POSE[placed]
     images = render(identity_from_id(ids), pose, dynamics, size=size)
-    faces = [detect_faces((image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy())[0] for image in images]
+    faces = [detect_faces(image)[0] for image in to_uint8_frames(images)]
     offset = np.mean([(f.centre - size / 2) / size for f in faces], 0)
     return float(np.mean([f.size / size for f in faces])), (float(offset[0]), float(offset[1]))
 

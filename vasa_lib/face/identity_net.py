@@ -13,6 +13,7 @@ and hair.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -96,7 +97,8 @@ def identification_accuracy(net: IdentityNet, ids: list[int], size: int = 128, s
 def train_identity_net(n_identities: int = 2000, steps: int = 600, people_per_batch: int = 32, size: int = 128,
                        lr: float = 2e-3, scale: float = 16.0, margin: float = 0.1, seed: int = 0,
                        config: IdentityNetConfig | None = None, log_every: int = 50,
-                       images_of=None) -> tuple[IdentityNet, dict]:
+                       images_of: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+                       ) -> tuple[IdentityNet, dict]:
     """Train an IdentityNet on renders of train identities 0..n_identities-1.
 
     Each step draws `people_per_batch` people and two images of each (random pose, expression,

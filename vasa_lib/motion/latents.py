@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,30 +129,35 @@ class LatentSet:
         return cls(**{name: tensors[name] for name in (*PER_FRAME, "offsets", *PER_CLIP)}, info=info)
 
 
+def offsets_of(lengths: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """Clip i owns frames offsets[i] .. offsets[i + 1]: (n + 1,) from the n clips' lengths."""
+    return torch.cat([torch.zeros(1, dtype=torch.long), torch.as_tensor(lengths, dtype=torch.long).cumsum(0)])
+
+
 @torch.inference_mode()
+def encode_frames(face: FaceModel, clip_frames: Iterable[torch.Tensor], batch_size: int = 64) -> torch.Tensor:
+    """[z_pose, z_dyn] (F, 6 + dyn_dim) of every frame of clips given one at a time as (T, 3, H, W),
+    encoded in batches by the face model's motion encoder (Sec. 3.1) on its device: memory holds
+    one clip's frames, however many clips there are."""
+    face.eval()
+    device = next(face.parameters()).device
+    motion = [torch.cat(face.encode_motion(batch.to(device)), dim=1).float().cpu()
+              for frames in clip_frames for batch in frames.split(batch_size)]
+    return torch.cat(motion)
+
+
 def encode_clips(face: FaceModel, clips: Sequence[Clip], batch_size: int = 64, info: dict | None = None) -> LatentSet:
-    """Render every frame of the clips, encode it with the face model's motion encoder (Sec. 3.1)
-    and gather the LatentSet. Frames are rendered one clip at a time and encoded in batches, so
-    memory holds one clip's frames, however many clips there are."""
+    """Render every frame of the clips (one clip at a time), encode it with the face model's
+    motion encoder (`encode_frames`) and gather the LatentSet."""
     if not clips:
         raise ValueError("encode_clips needs at least one clip")
-    face.eval()
-    size = face.config.size
     device = next(face.parameters()).device
-    pose, dyn = [], []
-    for clip in clips:
-        frames = render_clip(clip, size=size, device=device)                           # (T, 3, H, W)
-        for batch in frames.split(batch_size):
-            p, d = face.encode_motion(batch)
-            pose.append(p.cpu())
-            dyn.append(d.cpu())
-    lengths = torch.tensor([c.n_frames for c in clips])
     return LatentSet(
-        motion=torch.cat([torch.cat(pose), torch.cat(dyn)], dim=1).float(),
+        motion=encode_frames(face, (render_clip(c, size=face.config.size, device=device) for c in clips), batch_size),
         mel=torch.cat([audio_frame_features(c.audio) for c in clips]),
         true_pose=torch.from_numpy(np.concatenate([c.pose for c in clips])).float(),
         true_dynamics=torch.from_numpy(np.concatenate([c.dynamics for c in clips])).float(),
-        offsets=torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+        offsets=offsets_of([c.n_frames for c in clips]),
         gaze=torch.tensor([c.gaze for c in clips], dtype=torch.float32),
         distance=torch.tensor([[c.distance] for c in clips], dtype=torch.float32),
         emotion=torch.tensor([EMOTIONS.index(c.emotion) for c in clips]),
@@ -213,5 +218,5 @@ def subset(latents: LatentSet, clips: Sequence[int] | range) -> LatentSet:
     lengths = latents.offsets.diff()[clips]
     per_frame = {name: getattr(latents, name)[frames] for name in PER_FRAME}
     per_clip = {name: getattr(latents, name)[clips] for name in PER_CLIP}
-    return LatentSet(**per_frame, **per_clip, offsets=torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+    return LatentSet(**per_frame, **per_clip, offsets=offsets_of(lengths),
                      info={**latents.info, "count": len(clips)})
