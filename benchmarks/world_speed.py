@@ -1,8 +1,9 @@
 """Speed of the synthetic world: batched rendering and text-to-speech. Prints one JSON object.
 
-    python benchmarks/world_speed.py [--threads 2] [--batch 256] [--size 128]
+    python benchmarks/world_speed.py [--threads 2] [--batch 256] [--size 128] [--framing portrait]
 
-render_fps_128: frames per second of `render` on batches of real clip parameters;
+render_fps_128: frames per second of `render` on batches of real clip parameters, at the framing
+asked for (the default framing if none);
 tts_realtime_factor: seconds of speech synthesised per second of compute (one thread);
 clip_seconds_per_second: whole clips (speech + articulation + behaviour) made per second of compute,
 in seconds of audio.
@@ -18,6 +19,7 @@ import torch
 
 from vasa_lib.world.clips import clip_from_speech
 from vasa_lib.world.identity import identity_from_id
+from vasa_lib.world.params import DEFAULT_FRAMING, FRAMINGS
 from vasa_lib.world.renderer import render
 from vasa_lib.world.sentences import sentence_for
 from vasa_lib.world.speech import synthesize
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--sentences", type=int, default=12)
+    parser.add_argument("--framing", default=DEFAULT_FRAMING, choices=sorted(FRAMINGS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -58,12 +61,14 @@ def main() -> None:
     identity = identity_from_id([i for i, c in enumerate(clips) for _ in range(c.n_frames)])
     pick = torch.randperm(len(pose), generator=torch.Generator().manual_seed(0))[: args.batch]
     with torch.inference_mode():
-        seconds = best_time(lambda: render(identity[pick], pose[pick], dynamics[pick], size=args.size), repeats=5)
+        seconds = best_time(lambda: render(identity[pick], pose[pick], dynamics[pick], size=args.size,
+                                            framing=args.framing), repeats=5)
 
     print(json.dumps({
         f"render_fps_{args.size}": round(len(pick) / seconds, 1),
         "tts_realtime_factor": round(speech_seconds / speech_compute, 1),
         "clip_seconds_per_second": round(speech_seconds / (speech_compute + clip_compute), 1),
+        "framing": args.framing,
         "batch": len(pick),
         "threads": args.threads,
         "torch": torch.__version__,

@@ -46,6 +46,40 @@ def _machine() -> str:
     return f"{platform.machine()} {torch.get_num_threads()} threads"
 
 
+class _Tee:
+    """A text stream that writes to several (the terminal and a log file), flushing each write."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+            stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+    def __getattr__(self, name: str) -> Any:             # isatty, encoding, fileno: the terminal's
+        return getattr(self.streams[0], name)
+
+
+def log_to(folder: Path, name: str) -> None:
+    """Copy everything printed from now on (stdout and stderr) to folder/name, unbuffered."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / name, "a", buffering=1)
+    sys.stdout, sys.stderr = _Tee(sys.__stdout__, log), _Tee(sys.__stderr__, log)
+
+
+def redirect(train: dict[str, Any], out: str | None) -> None:
+    """With an output folder `out`, [train]'s checkpoint and run_dir move into it."""
+    if out:
+        train["checkpoint"] = str(Path(out) / Path(train["checkpoint"]).name)
+        train["run_dir"] = out
+
+
 class PeriodicCheckpoint(L.Callback):
     """Save the face model every `every_minutes` of training and at the end; print losses every
     `log_every` steps (for logs of runs in the background)."""
@@ -80,7 +114,7 @@ def write_card(path: Path, title: str, config_path: str, command: str, info: dic
     card = path.with_suffix(".md")
     lines = [f"# {title}", "", f"Checkpoint: `{path.name}` (safetensors; config in its metadata and in "
              f"`{path.with_suffix('.json').name}`).", "", "## Training", "", f"Command: `{command}`", "",
-             f"Config: `{config_path}`", "", "```toml", Path(config_path).read_text().strip(), "```", "",
+             f"Config: `{config_path}`", "", "```toml", paths.course_path(config_path).read_text().strip(), "```", "",
              "## Run", "", "```json", json.dumps(info, indent=2), "```", ""]
     card.write_text("\n".join(lines))
     return card
@@ -125,30 +159,47 @@ def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir
 
 
 def train_face(config_path: str, overrides: dict[str, Any] | None = None, command: str = "",
-               video_data: str | None = None) -> Path:
+               video_data: str | None = None, out: str | None = None) -> Path:
     """Train the face latent model as the config says, on the world or, with `video_data`, on an
-    ingested folder (pose labels estimated from keypoints); returns the checkpoint path."""
-    from vasa_lib.data.dataset import VideoDataModule
+    ingested folder (pose labels estimated from keypoints); returns the checkpoint path.
+
+    [data] source = "pairs" draws frame pairs of train people from the motion bank of the first
+    n_clips train clips and renders them on the fly (`vasa_lib.world.pairs`); otherwise frames
+    come from n_train cached clips. With `out`, the checkpoint, its card, the CSV log and a copy of
+    the output go to that folder."""
     from vasa_lib.face.lit import LitFace
+    from vasa_lib.world.pairs import PairDataModule, motion_bank
 
     cfg = read_config(config_path)
     model_cfg, data, train, loss = cfg["model"], cfg["data"], cfg["train"], cfg.get("loss", {})
     train.update(overrides or {})
+    redirect(train, out)
+    if out:
+        log_to(Path(out), "train_face.log")
     L.seed_everything(data.get("seed", 0), workers=True)
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
     if video_data:
+        from vasa_lib.data.dataset import VideoDataModule   # needs PyAV, which a world run does not
+
         dm = VideoDataModule(video_data, data["batch_size"])
         dm.setup()
         data["n_train"] = len(dm.train)
+    elif data.get("source") == "pairs":
+        bank = motion_bank("train", data["n_clips"], data.get("cache_dir"))
+        dm = PairDataModule(bank, data["batch_size"], model_cfg.get("size", 128), model_cfg.get("framing", "wide"),
+                            data.get("uniform_share", 0.2), data.get("same_pose", 0.3), data.get("seed", 0))
+        data["n_train"] = f"pairs from the motion of {data['n_clips']} clips"
     else:
         dm = train_clips(data["n_train"], 2, model_cfg.get("size", 128), data["batch_size"],
                          paths.data_dir(data.get("cache_dir")), data.get("mix_motion", 0.0),
                          data.get("same_pose", 0.0), data.get("workers", 1))
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")    # TF32 matrix products on a GPU
+        torch.backends.cudnn.benchmark = True
     lit = LitFace(model_cfg, loss, lr=train["lr"], weight_decay=train.get("weight_decay", 1e-4),
                   max_steps=train["max_steps"], identity_net=str(paths.course_path(train["identity_net"]))
-                  if train.get("identity_net") else None)
+                  if train.get("identity_net") else None,
+                  max_minutes=train["max_minutes"] if train.get("schedule") == "time" else None)
     if train.get("init"):  # fine-tune: start from the weights of an earlier run
         tensors, earlier = read_checkpoint(paths.course_path(train["init"]))
         check_state(lit.model, tensors, train["init"])
@@ -157,7 +208,8 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     command = command or f"python -m vasa_lib.train face --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "data_seed": data.get("seed", 0),
             "video_data": video_data, "n_train_clips": data["n_train"], "mix_motion": data.get("mix_motion", 0.0),
-            "same_pose": data.get("same_pose", 0.0),
+            "same_pose": data.get("same_pose", 0.0), "uniform_share": data.get("uniform_share"),
+            "schedule": train.get("schedule", "steps"), "max_minutes": train["max_minutes"],
             "batch_size": data["batch_size"], "loss": loss,
             "torch": torch.__version__, "machine": _machine()}
     if train.get("init"):
@@ -178,10 +230,33 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
                  "images_per_second": round(2 * data["batch_size"] * trainer.global_step / seconds, 2),
                  "parameters": sum(p.numel() for p in lit.model.parameters()),
                  "final_metrics": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()}})
+    if data.get("source") == "pairs":
+        info["held_out_psnr"] = held_out_psnr(lit.model, bank, model_cfg.get("framing", "wide"),
+                                              train.get("held_out_batches", 4))
     save_checkpoint(lit.model, path, info)
     print(json.dumps(info), flush=True)
     write_card(path, "Face latent model (VASA-1 Sec. 3.1)", config_path, command, info)
     return path
+
+
+@torch.no_grad()
+def held_out_psnr(model: torch.nn.Module, bank: torch.Tensor, framing: str, batches: int = 4,
+                  batch_size: int = 64) -> dict[str, float]:
+    """Mean re-enactment PSNR (dB) on frame pairs of TEST-split people, same pose and not: a quick
+    grade that needs no speech (the full one is `python -m vasa_lib.eval.face`)."""
+    from vasa_lib.face.losses import psnr
+    from vasa_lib.world.datasets import render_batch
+    from vasa_lib.world.pairs import PairBatches
+
+    model.eval()
+    device = next(model.parameters()).device
+    pairs = PairBatches(bank, batch_size, uniform_share=0.0, same_pose=0.0, split="test", seed=1)
+    generator, scores = torch.Generator().manual_seed(1), []
+    for _ in range(batches):
+        batch = {k: v.to(device) for k, v in pairs.batch(generator).items()}
+        frames, _ = render_batch(batch, model.config.size, framing)
+        scores.append(psnr(model.reenact(frames[:, 0], frames[:, 1]), frames[:, 1]).cpu())
+    return {"test_people_psnr": round(float(torch.cat(scores).mean()), 3)}
 
 
 def train_identity(config_path: str, overrides: dict[str, Any] | None = None, command: str = "",
@@ -325,17 +400,21 @@ def train_evaluators(config_path: str, command: str = "") -> list[Path]:
     return written
 
 
-def train_reader(config_path: str, command: str = "") -> Path:
+def train_reader(config_path: str, command: str = "", out: str | None = None) -> Path:
     """Fit the parameter reader (`vasa_lib.eval.reader`) on renders of train-split people and save
-    it with a card; returns the checkpoint path."""
+    it with a card; returns the checkpoint path. With `out`, checkpoint, card and log go there."""
     from vasa_lib.eval.reader import ReaderConfig
     from vasa_lib.eval.reader import train_reader as fit_reader
 
     cfg = read_config(config_path)
     train = cfg["train"]
+    redirect(train, out)
+    if out:
+        log_to(Path(out), "train_reader.log")
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
     model, report = fit_reader(ReaderConfig(**cfg.get("model", {})), train["steps"], train["batch"], train["lr"],
-                               train["uniform_share"], train["n_clips"], train["seed"], train.get("log_every", 0))
+                               train["uniform_share"], train["n_clips"], train["seed"], train.get("log_every", 0),
+                               max_minutes=train.get("max_minutes"))
     command = command or f"python -m vasa_lib.train reader --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "machine": _machine(), "torch": torch.__version__,
             **report}
@@ -357,6 +436,7 @@ def main(argv: list[str] | None = None) -> None:
     face.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning)")
     face.add_argument("--lr", type=float, help="override [train] lr (the peak of the one-cycle schedule)")
     face.add_argument("--identity-net", help="override [train] identity_net (the network of l_cross_id)")
+    face.add_argument("--out", help="write the checkpoint, its card and logs to this folder")
     ident = sub.add_parser("identity", help="the identity network used by l_cross_id")
     ident.add_argument("--config", default="configs/face_identity_net.toml")
     ident.add_argument("--checkpoint", help="override [train] checkpoint")
@@ -371,6 +451,7 @@ def main(argv: list[str] | None = None) -> None:
     evaluators.add_argument("--config", default="configs/motion_evaluators.toml")
     reader = sub.add_parser("reader", help="the parameter reader (image -> pose and facial parameters)")
     reader.add_argument("--config", default="configs/reader.toml")
+    reader.add_argument("--out", help="write the checkpoint, its card and the log to this folder")
     for video_trained in (face, ident, motion):
         video_trained.add_argument("--data", help="train on this folder of ingested video "
                                    "(python -m vasa_lib.data.ingest) instead of the world")
@@ -381,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
                                        ("checkpoint", args.checkpoint), ("init", args.init), ("lr", args.lr),
                                        ("identity_net", args.identity_net))
                      if v is not None}
-        train_face(args.config, overrides, command, args.data)
+        train_face(args.config, overrides, command, args.data, args.out)
     elif args.model == "motion":
         overrides = {k: v for k, v in (("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
                                        ("checkpoint", args.checkpoint)) if v is not None}
@@ -391,7 +472,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.model == "evaluators":
         train_evaluators(args.config, command)
     elif args.model == "reader":
-        train_reader(args.config, command)
+        train_reader(args.config, command, args.out)
     else:
         overrides = {"checkpoint": args.checkpoint} if args.checkpoint else {}
         train_identity(args.config, overrides, command, args.data)

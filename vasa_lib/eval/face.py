@@ -110,7 +110,7 @@ def gradient_energy(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def reenactment_metrics(model: FaceModel, idnet: IdentityNet, reader: ParameterReader, n_clips: int, n_frames: int,
-                        size: int, cache_dir: str | None) -> dict[str, float]:
+                        size: int, cache_dir: str | None, framing: str = "wide") -> dict[str, float]:
     """self_psnr / self_ssim / face_psnr / sharpness / swap_psnr / cross_psnr / transfer_r2 /
     id_similarity on test clips (see the module docstring)."""
     clips = [load_clip(i, "test", cache_dir) for i in range(n_clips)]
@@ -122,8 +122,8 @@ def reenactment_metrics(model: FaceModel, idnet: IdentityNet, reader: ParameterR
         pick = np.linspace(1, clip.n_frames - 1, n_frames).astype(int)
         pose, dyn = torch.from_numpy(clip.pose), torch.from_numpy(clip.dynamics)
         identity = clip.identity.expand(n_frames, -1)
-        source = render(clip.identity[None], pose[:1], dyn[:1], size=size)
-        drivers, parts = render(identity, pose[pick], dyn[pick], size=size, parts=True)
+        source = render(clip.identity[None], pose[:1], dyn[:1], size=size, framing=framing)
+        drivers, parts = render(identity, pose[pick], dyn[pick], size=size, parts=True, framing=framing)
         latent = model.encode(source)
         canonical = model.canonical(latent)
         ident = latent.identity.expand(n_frames, -1)
@@ -138,14 +138,15 @@ def reenactment_metrics(model: FaceModel, idnet: IdentityNet, reader: ParameterR
         energy_true.append(gradient_energy(drivers, face))
         # swap: this person's pose from frame i, dynamics from frame j (drawn independently)
         i, j = (torch.randint(clip.n_frames, (n_frames,), generator=generator) for _ in range(2))
-        s_pose, _ = model.encode_motion(render(identity, pose[i], dyn[i], size=size))
-        _, s_dyn = model.encode_motion(render(identity, pose[j], dyn[j], size=size))
-        swap_psnr.append(psnr(model.render(can, ident, s_pose, s_dyn), render(identity, pose[i], dyn[j], size=size)))
+        s_pose, _ = model.encode_motion(render(identity, pose[i], dyn[i], size=size, framing=framing))
+        _, s_dyn = model.encode_motion(render(identity, pose[j], dyn[j], size=size, framing=framing))
+        swap_truth = render(identity, pose[i], dyn[j], size=size, framing=framing)
+        swap_psnr.append(psnr(model.render(can, ident, s_pose, s_dyn), swap_truth))
         # cross: A (this clip's person) with B's (the next clip's) motion
         o_pick = np.linspace(0, other.n_frames - 1, n_frames).astype(int)
         o_pose, o_dyn = torch.from_numpy(other.pose[o_pick]), torch.from_numpy(other.dynamics[o_pick])
-        b_frames = render(other.identity.expand(n_frames, -1), o_pose, o_dyn, size=size)
-        truth = render(identity, o_pose, o_dyn, size=size)
+        b_frames = render(other.identity.expand(n_frames, -1), o_pose, o_dyn, size=size, framing=framing)
+        truth = render(identity, o_pose, o_dyn, size=size, framing=framing)
         c_pose, c_dyn = model.encode_motion(b_frames)
         crossed = model.render(can, ident, c_pose, c_dyn)
         cross_psnr.append(psnr(crossed, truth))
@@ -167,24 +168,26 @@ def reenactment_metrics(model: FaceModel, idnet: IdentityNet, reader: ParameterR
 
 
 @torch.inference_mode()
-def latents_of_renders(model: FaceModel, ids: list[int], pose: torch.Tensor, dyn: torch.Tensor, size: int):
+def latents_of_renders(model: FaceModel, ids: list[int], pose: torch.Tensor, dyn: torch.Tensor, size: int,
+                       framing: str = "wide"):
     """Render person ids[k // per_id] with motion k (per_id = len(pose) // len(ids)) and encode:
     (z_pose, z_dyn, z_id, labels)."""
     labels = torch.tensor(ids).repeat_interleave(len(pose) // len(ids))
-    images = batched(lambda p, d, i: render(identity_from_id(i.tolist()), p, d, size=size), pose, dyn, labels)
+    images = batched(lambda p, d, i: render(identity_from_id(i.tolist()), p, d, size=size, framing=framing),
+                     pose, dyn, labels)
     z_pose, z_dyn, z_id = batched(lambda x: (*model.encode_motion(x), model.appearance(x)[1]), images)
     return z_pose, z_dyn, z_id, labels
 
 
 def probe_metrics(model: FaceModel, n_train_ids: int, n_test_ids: int, per_id: int, size: int,
-                  cache_dir: str | None) -> dict[str, float]:
+                  cache_dir: str | None, framing: str = "wide") -> dict[str, float]:
     """Linear probes and identity leakage (see the module docstring)."""
     train_ids = list(IDENTITY_SPLITS["train"])[:n_train_ids]
     test_ids = list(IDENTITY_SPLITS["test"])[:n_test_ids]
     p_fit, d_fit = natural_motion("train", n_train_ids * per_id, 100, seed=1, cache_dir=cache_dir)
     p_test, d_test = natural_motion("test", n_test_ids * per_id, 40, seed=2, cache_dir=cache_dir)
-    zp_fit, zd_fit, _, _ = latents_of_renders(model, train_ids, p_fit, d_fit, size)
-    zp_test, zd_test, zi_test, labels = latents_of_renders(model, test_ids, p_test, d_test, size)
+    zp_fit, zd_fit, _, _ = latents_of_renders(model, train_ids, p_fit, d_fit, size, framing)
+    zp_test, zd_test, zi_test, labels = latents_of_renders(model, test_ids, p_test, d_test, size, framing)
     fit_half = (torch.arange(len(labels)) % per_id) < per_id // 2
 
     def dyn_probe(*names: str) -> float:
@@ -205,6 +208,11 @@ def probe_metrics(model: FaceModel, n_train_ids: int, n_test_ids: int, per_id: i
         "id_from_identity_acc": centroid_accuracy(zi_test, labels, fit_half),
         "id_leak_chance": 1 / n_test_ids,
     }
+
+
+def framed(name: str, framing: str) -> str:
+    """The shipped checkpoint `name` for images of `framing` ("eval_reader" -> "eval_reader_portrait")."""
+    return name if framing == "wide" else f"{name}_{framing}"
 
 
 @torch.inference_mode()
@@ -230,16 +238,20 @@ def evaluate(checkpoint: str | Path | None = None, identity_net: str | Path | No
     """All metrics of the module docstring as a dict (default: the shipped checkpoints)."""
     torch.manual_seed(0)
     checkpoint = checkpoint or paths.checkpoint("face")
-    identity_net = identity_net or paths.checkpoint("identity_net")
-    reader_net = load_checkpoint(reader or paths.checkpoint("eval_reader"), ParameterReader)
     model = load_checkpoint(checkpoint, FaceModel)
-    idnet = load_checkpoint(identity_net, IdentityNet)
+    framing = model.config.framing
+    reader_net = load_checkpoint(reader or paths.checkpoint(framed("eval_reader", framing)), ParameterReader)
+    idnet = load_checkpoint(identity_net or paths.checkpoint(framed("identity_net", framing)), IdentityNet)
+    for name, net in (("parameter reader", reader_net), ("identity network", idnet)):
+        if net.config.framing != framing:
+            raise ValueError(f"the {name} reads {net.config.framing!r} framing, the face model {framing!r}: "
+                             f"give one trained at {framing!r}")
     size = model.config.size
     start = time.perf_counter()
     results = {"checkpoint": str(checkpoint), "n_test_clips": n_clips}
     results.update({f"reader_r2_{group}": value for group, value in grade(reader_net, cache_dir=cache_dir).items()})
-    results.update(reenactment_metrics(model, idnet, reader_net, n_clips, n_frames, size, cache_dir))
-    results.update(probe_metrics(model, n_train_ids, n_test_ids, per_id, size, cache_dir))
+    results.update(reenactment_metrics(model, idnet, reader_net, n_clips, n_frames, size, cache_dir, framing))
+    results.update(probe_metrics(model, n_train_ids, n_test_ids, per_id, size, cache_dir, framing))
     results[f"decode_fps_{size}"] = decode_fps(model)
     results["threads"] = torch.get_num_threads()
     results["eval_seconds"] = time.perf_counter() - start
@@ -249,8 +261,8 @@ def evaluate(checkpoint: str | Path | None = None, identity_net: str | Path | No
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vasa_lib.eval.face", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", help="face checkpoint (default: the shipped face.safetensors)")
-    parser.add_argument("--identity-net", help="identity network (default: the shipped identity_net.safetensors)")
-    parser.add_argument("--reader", help="parameter reader (default: the shipped eval_reader.safetensors)")
+    parser.add_argument("--identity-net", help="identity network (default: the shipped one of the model's framing)")
+    parser.add_argument("--reader", help="parameter reader (default: the shipped one of the model's framing)")
     parser.add_argument("--clips", type=int, default=40, help="test clips for the re-enactment metrics")
     parser.add_argument("--cache-dir", default=None, help="where clips are cached (default: made on the fly)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

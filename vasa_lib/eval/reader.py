@@ -24,9 +24,10 @@ from einops import rearrange
 from torch import nn
 
 from vasa_lib.eval.probes import r2_per_column
-from vasa_lib.world.clips import natural_motion
+from vasa_lib.optim import TimedCycle, one_cycle, param_groups
 from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
-from vasa_lib.world.params import DYNAMICS_LIMITS, DYNAMICS_NAMES, POSE_DIM, POSE_LIMITS, POSE_NAMES
+from vasa_lib.world.pairs import draw_motion, motion_bank
+from vasa_lib.world.params import DYNAMICS_NAMES, POSE_DIM, POSE_NAMES
 from vasa_lib.world.renderer import render
 
 NAMES: tuple[str, ...] = POSE_NAMES + DYNAMICS_NAMES
@@ -42,11 +43,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
 @dataclass
 class ReaderConfig:
     """size: image side; widths: channels of the stride-2 conv stages (the map after them is
-    size / 2**len(widths) on a side); hidden: MLP width."""
+    size / 2**len(widths) on a side); hidden: MLP width; framing: of the images it reads."""
 
     size: int = 128
     widths: tuple[int, ...] = (32, 48, 64, 96, 128)
     hidden: int = 256
+    framing: str = "wide"          # the camera framing it reads (`vasa_lib.world.params.FRAMINGS`)
 
     def __post_init__(self) -> None:
         self.widths = tuple(self.widths)
@@ -92,54 +94,53 @@ def group_r2(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
     return {group: sum(per_name[n] for n in names) / len(names) for group, names in GROUPS.items()}
 
 
-def draw_motion(pose: torch.Tensor, dynamics: torch.Tensor, uniform_share: float,
-                generator: torch.Generator) -> torch.Tensor:
-    """Natural motion (N, 6), (N, 11) with each value replaced, with probability uniform_share,
-    by a uniform draw over its whole range: (N, 17)."""
-    natural = torch.cat([pose, dynamics], -1)
-    limits = torch.cat([POSE_LIMITS, DYNAMICS_LIMITS])
-    uniform = limits[:, 0] + (limits[:, 1] - limits[:, 0]) * torch.rand(natural.shape, generator=generator)
-    return torch.where(torch.rand(natural.shape, generator=generator) < uniform_share, uniform, natural)
-
-
-def renders(ids: torch.Tensor, params: torch.Tensor, size: int) -> torch.Tensor:
-    """Person ids (N,) rendered with parameters (N, 17): images (N, 3, size, size)."""
-    return render(identity_from_id(ids.tolist()), params[:, :POSE_DIM], params[:, POSE_DIM:], size=size)
+def renders(ids: torch.Tensor, params: torch.Tensor, size: int, framing: str = "wide") -> torch.Tensor:
+    """Person ids (N,) rendered with parameters (N, 17) on params' device: images (N, 3, size, size)."""
+    people = identity_from_id(ids.tolist()).to(params.device)
+    return render(people, params[:, :POSE_DIM], params[:, POSE_DIM:], size=size, framing=framing)
 
 
 @torch.no_grad()
 def grade(reader: ParameterReader, n: int = 512, n_clips: int = 40, seed: int = 2,
           cache_dir: str | None = None) -> dict[str, float]:
     """The reader's own grade: R^2 per group on renders of TEST-split people with natural test motion."""
-    pose, dynamics = natural_motion("test", n, n_clips, seed, cache_dir)
+    generator = torch.Generator().manual_seed(seed)
+    bank = motion_bank("test", n_clips, cache_dir)
+    true = bank[torch.randint(len(bank), (n,), generator=generator)]
     test_ids = torch.tensor(IDENTITY_SPLITS["test"])
-    ids = test_ids[torch.randint(len(test_ids), (n,), generator=torch.Generator().manual_seed(seed))]
-    true = torch.cat([pose, dynamics], -1)
-    return group_r2(reader.read(renders(ids, true, reader.config.size)), true)
+    ids = test_ids[torch.randint(len(test_ids), (n,), generator=generator)]
+    device = next(reader.parameters()).device
+    images = renders(ids, true.to(device), reader.config.size, reader.config.framing)
+    return group_r2(reader.read(images).cpu(), true)
 
 
 def train_reader(config: ReaderConfig, steps: int, batch: int = 64, lr: float = 2e-3, uniform_share: float = 0.3,
-                 n_clips: int = 200, seed: int = 0, log_every: int = 0,
-                 cache_dir: str | None = None) -> tuple[ParameterReader, dict]:
-    """Fit the reader on renders of train-split people (see the module docstring); returns it
-    (eval mode) and a report: its grade on test people, the final loss, seconds."""
+                 n_clips: int = 200, seed: int = 0, log_every: int = 0, cache_dir: str | None = None,
+                 max_minutes: float | None = None) -> tuple[ParameterReader, dict]:
+    """Fit the reader on renders of train-split people (see the module docstring), on the GPU when
+    there is one; returns it (eval mode, on the CPU) and a report: its grade on test people, the
+    final loss, seconds. With `max_minutes`, training stops at that time or at `steps`, whichever
+    comes first, and the learning rate decays over the time (`optim.TimedCycle`)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    pose, dynamics = natural_motion("train", 20_000, n_clips, seed, cache_dir)
-    train_ids = torch.tensor(IDENTITY_SPLITS["train"])
-    model = ParameterReader(config)
-    natural = torch.cat([pose, dynamics], -1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    natural = motion_bank("train", n_clips, cache_dir)
+    people = identity_from_id(list(IDENTITY_SPLITS["train"])).to(device)
+    model = ParameterReader(config).to(device)
     model.mean.copy_(natural.mean(0))
     model.std.copy_(natural.std(0).clamp_min(1e-3))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps, pct_start=0.1)
+    optimiser = torch.optim.AdamW(param_groups(model, 1e-4), lr=lr)
+    schedule = TimedCycle(optimiser, 60 * max_minutes, warmup_steps=100) if max_minutes else \
+        one_cycle(optimiser, lr, steps, warmup=0.1, final_div_factor=1e4)
     start, losses = time.perf_counter(), []
     model.train()
     for step in range(1, steps + 1):
-        pick = torch.randint(len(natural), (batch,), generator=generator)
-        params = draw_motion(pose[pick], dynamics[pick], uniform_share, generator)
-        ids = train_ids[torch.randint(len(train_ids), (batch,), generator=generator)]
-        loss = F.smooth_l1_loss(model(renders(ids, params, config.size)), (params - model.mean) / model.std)
+        params = draw_motion(natural[torch.randint(len(natural), (batch,), generator=generator)], uniform_share,
+                             generator).to(device)
+        who = people[torch.randint(len(people), (batch,), generator=generator).to(device)]
+        images = render(who, params[:, :POSE_DIM], params[:, POSE_DIM:], size=config.size, framing=config.framing,
+                        chunk=batch if device == "cuda" else 32)
+        loss = F.smooth_l1_loss(model(images), (params - model.mean) / model.std)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -148,8 +149,11 @@ def train_reader(config: ReaderConfig, steps: int, batch: int = 64, lr: float = 
         if log_every and step % log_every == 0:
             print(f"reader step {step} loss {sum(losses[-log_every:]) / log_every:.4f} "
                   f"| {time.perf_counter() - start:.0f} s", flush=True)
+        if max_minutes and schedule.fraction() >= 1.0:
+            break
     model.eval()
-    report = {"steps": steps, "batch": batch, "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+    report = {"steps": step, "batch": batch, "device": device,
+              "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
               "train_seconds": round(time.perf_counter() - start, 1),
               "grade_r2_test_people": {k: round(v, 4) for k, v in grade(model, cache_dir=cache_dir).items()}}
-    return model, report
+    return model.cpu(), report

@@ -3,7 +3,7 @@ the warped volume to a 2D feature map, and the 2D generator that paints the imag
 
     canonical volume (B, C, D, h, w) --warp to driving pose and dynamics--> (B, C, D, h, w)
     --projection: "b c d h w -> b (c d) h w" + 1x1 conv--> (B, F, h, w)
-    --2D generator: residual blocks modulated by [z_id, z_dyn], two x2 upsamplings--> (B, 3, 4h, 4w)
+    --2D generator: residual blocks modulated by [z_id, z_dyn], x2 upsamplings--> (B, 3, H, W)
 
 Unlike MegaPortraits, the generator also sees z_dyn. Our warps are small (a 16 x 16 flow) and a
 warp can only move what the source volume holds: a closed mouth has no teeth or tongue to move.
@@ -43,24 +43,26 @@ class Projection(nn.Module):
 
 class Generator2d(nn.Module):
     """2D generator: features (B, F, h, w) and a style code (B, style_dim), here [z_id, z_dyn],
-    -> image (B, 3, 4h, 4w) in [0, 1].
+    -> image (B, 3, s h, s w) in [0, 1], s = `stride` (4 or 2, the appearance volume's).
 
-    `blocks` FiLM-modulated residual blocks at h x w; nearest x2 upsampling and a residual block
-    with F/2 channels at 2h x 2w; a 3x3 convolution to 3 x 2 x 2 channels and a pixel shuffle
-    to the full resolution (cheap on a CPU: no convolution runs at 4h x 4w).
+    `blocks` FiLM-modulated residual blocks at h x w; for s = 4, nearest x2 upsampling and a
+    residual block with F/2 channels at 2h x 2w; a 3x3 convolution to 3 x 2 x 2 channels and a
+    pixel shuffle to the full resolution (cheap on a CPU: no convolution runs at s h x s w).
     """
 
-    def __init__(self, features: int, style_dim: int, blocks: int = 2):
+    def __init__(self, features: int, style_dim: int, blocks: int = 2, stride: int = 4):
         super().__init__()
         f = features
         self.blocks = nn.ModuleList([ResBlock2d(f, f, style_dim) for _ in range(blocks)])
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
-        self.up = ResBlock2d(f, f // 2, style_dim)
-        self.to_rgb = nn.Sequential(norm(f // 2), nn.SiLU(), nn.Conv2d(f // 2, 3 * 4, 3, padding=1))
+        self.up = ResBlock2d(f, f // 2, style_dim) if stride == 4 else None
+        f_out = f // 2 if stride == 4 else f
+        self.to_rgb = nn.Sequential(norm(f_out), nn.SiLU(), nn.Conv2d(f_out, 3 * 4, 3, padding=1))
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x, style)
-        x = self.up(self.upsample(x), style)
+        if self.up is not None:
+            x = self.up(self.upsample(x), style)
         rgb = rearrange(self.to_rgb(x), "b (c i j) h w -> b c (h i) (w j)", i=2, j=2)
         return torch.sigmoid(rgb)

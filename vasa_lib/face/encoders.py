@@ -1,7 +1,7 @@
 """Encoders of the face latent space (paper Sec. 3.1, after MegaPortraits).
 
 From one image (B, 3, 128, 128):
-- `AppearanceEncoder`: the 3D appearance volume V_app (B, C, D, H/4, W/4) and the identity code
+- `AppearanceEncoder`: the 3D appearance volume V_app (B, C, D, H/s, W/s) and the identity code
   z_id (B, id_dim);
 - `MotionEncoder`: the head pose z_pose (B, 6: yaw, pitch, roll, tx, ty, distance, in the world's
   units and inside the world's ranges) and the facial dynamics code z_dyn (B, dyn_dim).
@@ -18,20 +18,22 @@ from vasa_lib.world.params import POSE_LIMITS
 
 
 class AppearanceEncoder(nn.Module):
-    """Image (B, 3, H, W) -> V_app (B, C, D, H/4, W/4) and z_id (B, id_dim).
+    """Image (B, 3, H, W) -> V_app (B, C, D, H/s, W/s) and z_id (B, id_dim), s = `stride` (4 or 2).
 
-    Two strided convolutions and residual blocks at H/4, then a 1x1 convolution to C*D channels
-    lifted to a volume ("b (c d) h w -> b c d h w").
+    Strided convolutions down to H/s and residual blocks there, then a 1x1 convolution to C*D
+    channels lifted to a volume ("b (c d) h w -> b c d h w"). A finer volume (s = 2) keeps more of
+    the source's detail for the warps to move.
     """
 
-    def __init__(self, width: int, volume_channels: int, volume_depth: int, id_dim: int, blocks: int = 2):
+    def __init__(self, width: int, volume_channels: int, volume_depth: int, id_dim: int, blocks: int = 2,
+                 stride: int = 4):
         super().__init__()
+        if stride not in (2, 4):
+            raise ValueError(f"the appearance volume's stride must be 2 or 4, got {stride}")
         self.c, self.d = volume_channels, volume_depth
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, width // 4, 3, padding=1), nn.SiLU(),
-            down2d(width // 4, width // 2), nn.SiLU(),
-            down2d(width // 2, width),
-        )
+        downs = [down2d(width // 4, width // 2), nn.SiLU(), down2d(width // 2, width)] if stride == 4 else \
+            [down2d(width // 4, width)]
+        self.stem = nn.Sequential(nn.Conv2d(3, width // 4, 3, padding=1), nn.SiLU(), *downs)
         self.blocks = nn.ModuleList([ResBlock2d(width, width) for _ in range(blocks)])
         self.to_volume = nn.Sequential(norm(width), nn.SiLU(), nn.Conv2d(width, volume_channels * volume_depth, 1))
         self.to_identity = nn.Linear(width, id_dim)

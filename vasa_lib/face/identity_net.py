@@ -30,11 +30,13 @@ NUISANCE_FIELDS = ("background_top", "background_bottom", "shirt_color", "light_
 @dataclass
 class IdentityNetConfig:
     """Images are resized to `input_size` (area averaging), then four stages of `widths` channels
-    run at input_size/2, /4, /8, /16; the embedding has `embed_dim` numbers."""
+    run at input_size/2, /4, /8, /16; the embedding has `embed_dim` numbers. `framing`: the
+    camera framing of the world renders it is trained on (`vasa_lib.world.params.FRAMINGS`)."""
 
     input_size: int = 64
     widths: tuple[int, ...] = (16, 32, 64, 128)
     embed_dim: int = 128
+    framing: str = "wide"
 
     def __post_init__(self) -> None:
         self.widths = tuple(self.widths)
@@ -70,9 +72,9 @@ def random_motion(n: int, generator: torch.Generator | None = None) -> tuple[tor
 
 
 def render_people(ids: torch.Tensor, size: int, generator: torch.Generator | None = None,
-                  nuisance: bool = True) -> torch.Tensor:
+                  nuisance: bool = True, framing: str = "wide") -> torch.Tensor:
     """Images (B, 3, size, size) of identities `ids` (B,) in random poses and expressions and,
-    if `nuisance`, with random backgrounds, shirts and lights."""
+    if `nuisance`, with random backgrounds, shirts and lights, seen with `framing`."""
     from vasa_lib.world.renderer import render
 
     pose, dynamics = random_motion(len(ids), generator)
@@ -81,7 +83,7 @@ def render_people(ids: torch.Tensor, size: int, generator: torch.Generator | Non
         for name in NUISANCE_FIELDS:
             size_, low, high = IDENTITY_FIELDS[name]
             identity[:, IDENTITY_SLICES[name]] = low + (high - low) * torch.rand(len(ids), size_, generator=generator)
-    return render(identity, pose, dynamics, size=size)
+    return render(identity, pose, dynamics, size=size, framing=framing)
 
 
 @torch.no_grad()
@@ -90,7 +92,8 @@ def identification_accuracy(net: IdentityNet, ids: list[int], size: int = 128, s
     own random pose and expression; the fraction of probes whose nearest gallery embedding is theirs."""
     g = torch.Generator().manual_seed(seed)
     people = torch.tensor(ids)
-    gallery, probe = net(render_people(people, size, g)), net(render_people(people, size, g))
+    framing = net.config.framing
+    gallery, probe = (net(render_people(people, size, g, framing=framing)) for _ in range(2))
     return (probe @ gallery.T).argmax(1).eq(torch.arange(len(ids))).float().mean().item()
 
 
@@ -116,7 +119,8 @@ def train_identity_net(n_identities: int = 2000, steps: int = 600, people_per_ba
         raise ValueError("the identity network needs at least 2 people to tell apart")
     if images_of is None and n_identities > len(IDENTITY_SPLITS["train"]):
         raise ValueError(f"n_identities must be <= {len(IDENTITY_SPLITS['train'])}")
-    images_of = images_of or (lambda people, g: render_people(people, size, g))
+    config = config or IdentityNetConfig()
+    images_of = images_of or (lambda people, g: render_people(people, size, g, framing=config.framing))
     people_per_batch = min(people_per_batch, n_identities)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)

@@ -27,11 +27,13 @@ from vasa_lib.face.losses import (
     consistency_loss,
     cross_identity_loss,
     detail_weights,
+    gradient_loss,
     pose_loss,
     psnr,
     reconstruction_loss,
 )
 from vasa_lib.face.model import FaceConfig, FaceModel
+from vasa_lib.optim import TimedCycle, one_cycle
 
 
 @dataclass
@@ -41,6 +43,7 @@ class FaceLossConfig:
     decodes of l_consist / l_cross_id (each decode costs as much as a re-enactment)."""
 
     ssim: float = 0.5
+    grad: float = 0.0            # L1 on image gradients (`gradient_loss`): sharp edges
     detail: float = 4.0
     pose: float = 1.0
     consist: float = 1.0
@@ -53,7 +56,8 @@ class LitFace(L.LightningModule):
     """Trains a FaceModel on batches of WorldDataModule(frames=2) or, from video, VideoDataModule."""
 
     def __init__(self, model: dict | None = None, loss: dict | None = None, lr: float = 1e-3,
-                 weight_decay: float = 1e-4, max_steps: int = 10_000, identity_net: str | None = None):
+                 weight_decay: float = 1e-4, max_steps: int = 10_000, identity_net: str | None = None,
+                 max_minutes: float | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.model = FaceModel(FaceConfig(**(model or {})))
@@ -82,7 +86,8 @@ class LitFace(L.LightningModule):
         if "parts" in batch:
             parts = torch.cat([batch["parts"][:, 0], batch["parts"][:, 1]])
             weights = detail_weights(parts[partner], c.detail)
-        out = {"recon": reconstruction_loss(reenacted, images[partner], c.ssim, weights),
+        out = {"recon": reconstruction_loss(reenacted, images[partner], c.ssim, weights)
+               + c.grad * gradient_loss(reenacted, images[partner], weights),
                "pose": pose_loss(pose, torch.cat([batch["pose"][:, 0], batch["pose"][:, 1]]))}
         with torch.no_grad():
             out["psnr"] = psnr(reenacted, images[partner]).mean()
@@ -109,9 +114,10 @@ class LitFace(L.LightningModule):
         return out["loss"]
 
     def configure_optimizers(self):
+        """AdamW; the learning rate decays over max_steps or, with max_minutes, over the time."""
         h = self.hparams
         opt = torch.optim.AdamW(self.model.parameters(), lr=h.lr, weight_decay=h.weight_decay, betas=(0.9, 0.99))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=h.lr, total_steps=h.max_steps, pct_start=0.03,
-                                                    anneal_strategy="cos", final_div_factor=20)
+        sched = TimedCycle(opt, 60 * h.max_minutes, warmup_steps=200) if h.max_minutes \
+            else one_cycle(opt, h.lr, h.max_steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

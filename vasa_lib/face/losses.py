@@ -55,6 +55,16 @@ def reconstruction_loss(x: torch.Tensor, y: torch.Tensor, ssim_weight: float = 0
     return l1 + ssim_weight * (1 - ssim(x, y)).mean()
 
 
+def gradient_loss(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 between the horizontal and vertical pixel differences of x and y (B, C, H, W): a scalar.
+    An average of plausible images is blurred, with weaker edges than any of them; this term
+    asks for the target's edges where they are (weight (B, 1, H, W) as in `reconstruction_loss`)."""
+    weight = torch.ones_like(x[:, :1]) if weight is None else weight
+    dx = ((x.diff(dim=3) - y.diff(dim=3)).abs() * weight[..., 1:]).mean()
+    dy = ((x.diff(dim=2) - y.diff(dim=2)).abs() * weight[..., 1:, :]).mean()
+    return dx + dy
+
+
 DETAIL_PARTS: tuple[str, ...] = ("lips", "mouth_cavity", "teeth", "tongue", "eye_white", "iris", "brow")
 
 

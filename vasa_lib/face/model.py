@@ -23,13 +23,19 @@ from torch import nn
 from vasa_lib.face.decoder import CanonicalNet, Generator2d, Projection
 from vasa_lib.face.encoders import AppearanceEncoder, MotionEncoder
 from vasa_lib.face.warping import WarpGenerator, warp_from_canonical, warp_to_canonical
+from vasa_lib.world.params import framing
 
 
 @dataclass
 class FaceConfig:
-    """Sizes of the face model. The volume is (volume_channels, volume_depth, size/4, size/4)."""
+    """Sizes of the face model. The volume is (volume_channels, volume_depth, size/s, size/s) with
+    s = volume_stride; flows are (3, volume_depth, flow_size, flow_size). `framing` is the camera
+    framing of the images it works on (a key of `vasa_lib.world.params.FRAMINGS`)."""
 
     size: int = 128
+    framing: str = "wide"
+    volume_stride: int = 4       # 4, or 2 for a finer volume that keeps more of the source's detail
+    flow_size: int = 16
     app_width: int = 64          # appearance encoder channels at size/4
     app_blocks: int = 2
     volume_channels: int = 16
@@ -49,7 +55,7 @@ class FaceConfig:
 
 @dataclass
 class FaceLatent:
-    """The latent of a batch of images: app_volume (B, C, D, H/4, W/4), identity (B, id_dim),
+    """The latent of a batch of images: app_volume (B, C, D, H/s, W/s), identity (B, id_dim),
     pose (B, 6) in world units, dynamics (B, dyn_dim)."""
 
     app_volume: torch.Tensor
@@ -73,13 +79,15 @@ class FaceModel(nn.Module):
         self.config = c = config or FaceConfig()
         if c.size % 16:
             raise ValueError(f"image size must be a multiple of 16, got {c.size}")
-        self.appearance = AppearanceEncoder(c.app_width, c.volume_channels, c.volume_depth, c.id_dim, c.app_blocks)
+        self.camera = framing(c.framing)
+        self.appearance = AppearanceEncoder(c.app_width, c.volume_channels, c.volume_depth, c.id_dim, c.app_blocks,
+                                            c.volume_stride)
         self.motion_encoder = MotionEncoder(c.motion_width, c.dyn_dim, c.size)
-        self.warp_to_canonical = WarpGenerator(c.dyn_dim, c.volume_depth, c.warp_channels, c.max_flow)
-        self.warp_from_canonical = WarpGenerator(c.dyn_dim, c.volume_depth, c.warp_channels, c.max_flow)
+        self.warp_to_canonical = WarpGenerator(c.dyn_dim, c.volume_depth, c.warp_channels, c.max_flow, c.flow_size)
+        self.warp_from_canonical = WarpGenerator(c.dyn_dim, c.volume_depth, c.warp_channels, c.max_flow, c.flow_size)
         self.canonical_net = CanonicalNet(c.volume_channels, c.canonical_blocks)
         self.projection = Projection(c.volume_channels, c.volume_depth, c.features)
-        self.generator = Generator2d(c.features, c.id_dim + c.dyn_dim, c.generator_blocks)
+        self.generator = Generator2d(c.features, c.id_dim + c.dyn_dim, c.generator_blocks, c.volume_stride)
 
     def _check_image(self, image: torch.Tensor) -> None:
         s = self.config.size
@@ -101,14 +109,14 @@ class FaceModel(nn.Module):
     def canonical(self, latent: FaceLatent) -> torch.Tensor:
         """Source -> canonical warp and the canonical 3D network: (B, C, D, h, w)."""
         flow = self.warp_to_canonical(latent.dynamics)
-        return self.canonical_net(warp_to_canonical(latent.app_volume, latent.pose, flow))
+        return self.canonical_net(warp_to_canonical(latent.app_volume, latent.pose, flow, self.camera))
 
     def render(self, canonical: torch.Tensor, identity: torch.Tensor, pose: torch.Tensor,
                dynamics: torch.Tensor) -> torch.Tensor:
         """Canonical volume (B, C, D, h, w), z_id (B, id_dim), driving pose (B, 6) and dynamics
         (B, dyn_dim) -> image (B, 3, H, W) in [0, 1]."""
         flow = self.warp_from_canonical(dynamics)
-        volume = warp_from_canonical(canonical, pose, flow)
+        volume = warp_from_canonical(canonical, pose, flow, self.camera)
         return self.generator(self.projection(volume), torch.cat([identity, dynamics], dim=-1))
 
     def decode(self, latent: FaceLatent, pose: torch.Tensor, dynamics: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,10 @@ non-rigid flow predicted from the dynamics code by a small warping generator:
 
 with T(p) = s R p + t (rotation R from yaw, pitch, roll; shift t = (tx, ty, 0); scale
 s = 1 / distance), in the world's units and conventions (`vasa_lib.world.params`: x right,
-y up, z towards the viewer). Flows live in canonical space and depend on the dynamics only,
-so expression and pose stay apart.
+y up, z towards the viewer), seen through the camera's framing: with image = zoom (world - c),
+c = (0, centre_y, 0), the map in image units is T(p) = s R p + zoom (s R c + t - c), a rotation
+about the head's centre wherever the camera puts it. Flows live in canonical space and depend
+on the dynamics only, so expression and pose stay apart.
 
 Volumes are (B, C, D, H, W) and span [-1, 1]^3 like the image; `F.grid_sample` addresses them
 with (x, y, z) = (W, H, D) positions where y runs down the image, hence the flip of y below.
@@ -21,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from vasa_lib.world.params import FRAMINGS, Framing
 
 # world (x right, y up, z to the viewer) <-> grid_sample (x right, y down, z along D)
 _FLIP = torch.tensor([1.0, -1.0, 1.0])
@@ -41,17 +45,17 @@ def rotation_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) 
     return r_roll @ r_yaw @ r_pitch
 
 
-def pose_transform(pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rigid map canonical -> posed in grid coordinates, p' = A p + b.
+def pose_transform(pose: torch.Tensor, camera: Framing = FRAMINGS["wide"]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rigid map canonical -> posed in grid coordinates, p' = A p + b, seen by `camera`.
 
     pose: (B, 6) yaw, pitch, roll, tx, ty, distance. Returns A (B, 3, 3) and b (B, 3).
     """
     yaw, pitch, roll, tx, ty, distance = pose.unbind(-1)
     flip = _FLIP.to(pose)
-    rot = rotation_matrix(yaw, pitch, roll)
-    a = flip[:, None] * rot * flip[None, :] / distance[:, None, None]  # F R F / distance
-    b = torch.stack([tx, -ty, torch.zeros_like(tx)], -1)
-    return a, b
+    rot = rotation_matrix(yaw, pitch, roll) / distance[:, None, None]           # s R
+    centre = torch.tensor([0.0, camera.centre_y, 0.0]).to(pose)
+    shift = torch.stack([tx, ty, torch.zeros_like(tx)], -1) + rot @ centre - centre
+    return flip[:, None] * rot * flip[None, :], flip * camera.zoom * shift       # F s R F, F zoom (...)
 
 
 def base_grid(batch: int, shape: tuple[int, int, int], like: torch.Tensor) -> torch.Tensor:
@@ -72,32 +76,35 @@ def flow_at(flow: torch.Tensor | None, points: torch.Tensor) -> torch.Tensor:
     return rearrange(sample(flow, points), "b c d h w -> b d h w c")
 
 
-def warp_to_canonical(volume: torch.Tensor, pose: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+def warp_to_canonical(volume: torch.Tensor, pose: torch.Tensor, flow: torch.Tensor | None = None,
+                      camera: Framing = FRAMINGS["wide"]) -> torch.Tensor:
     """Source -> canonical: V_c(p) = V_s(T_s(p + f(p))). volume (B, C, D, H, W), pose (B, 6),
-    flow (B, 3, d, h, w) or None. Returns (B, C, D, H, W)."""
-    a, b = pose_transform(pose)
+    flow (B, 3, d, h, w) or None; camera: the images' framing. Returns (B, C, D, H, W)."""
+    a, b = pose_transform(pose, camera)
     p = base_grid(volume.shape[0], volume.shape[2:], volume)
     p = p + flow_at(flow, p)
     points = torch.einsum("bij,bdhwj->bdhwi", a, p) + b[:, None, None, None]
     return sample(volume, points)
 
 
-def warp_from_canonical(volume: torch.Tensor, pose: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
-    """Canonical -> driving: V_d(q) = V_c(u + f(u)), u = T_d^-1(q). Shapes as `warp_to_canonical`."""
-    a, b = pose_transform(pose)
+def warp_from_canonical(volume: torch.Tensor, pose: torch.Tensor, flow: torch.Tensor | None = None,
+                        camera: Framing = FRAMINGS["wide"]) -> torch.Tensor:
+    """Canonical -> driving: V_d(q) = V_c(u + f(u)), u = T_d^-1(q). Arguments as `warp_to_canonical`."""
+    a, b = pose_transform(pose, camera)
     q = base_grid(volume.shape[0], volume.shape[2:], volume)
     u = torch.einsum("bij,bdhwj->bdhwi", torch.linalg.inv(a), q - b[:, None, None, None])
     return sample(volume, u + flow_at(flow, u))
 
 
 class WarpGenerator(nn.Module):
-    """Non-rigid 3D flow from the dynamics code: z_dyn (B, dyn_dim) -> flow (B, 3, D, 16, 16).
+    """Non-rigid 3D flow from the dynamics code: z_dyn (B, dyn_dim) -> flow (B, 3, D, S, S),
+    S = `size` (16 by default).
 
     A linear layer makes a (C, D/4, 4, 4) seed that two 3D up-convolution stages grow to
-    (D, 16, 16); the last layer starts at zero, so a new model warps rigidly.
+    (D, S, S); the last layer starts at zero, so a new model warps rigidly.
     """
 
-    def __init__(self, dyn_dim: int, depth: int, channels: int = 32, max_flow: float = 0.25):
+    def __init__(self, dyn_dim: int, depth: int, channels: int = 32, max_flow: float = 0.25, size: int = 16):
         super().__init__()
         self.seed_shape = (channels, max(depth // 4, 1), 4, 4)
         self.depth, self.max_flow = depth, max_flow
@@ -105,7 +112,7 @@ class WarpGenerator(nn.Module):
         self.body = nn.Sequential(
             nn.SiLU(), nn.Conv3d(channels, channels, 3, padding=1), nn.Upsample(scale_factor=2, mode="trilinear"),
             nn.SiLU(), nn.Conv3d(channels, channels // 2, 3, padding=1),
-            nn.Upsample(size=(depth, 16, 16), mode="trilinear"),
+            nn.Upsample(size=(depth, size, size), mode="trilinear"),
             nn.SiLU(), nn.Conv3d(channels // 2, 3, 3, padding=1),
         )
         nn.init.zeros_(self.body[-1].weight)

@@ -16,6 +16,7 @@ from einops import rearrange, repeat
 from torch.utils.data import DataLoader, Dataset
 
 from vasa_lib.world.clips import Clip, load_clip, prepare_clips
+from vasa_lib.world.params import DEFAULT_FRAMING
 from vasa_lib.world.renderer import render
 
 
@@ -63,15 +64,16 @@ class FrameTuples(Dataset):
                 "pose": self.pose[index][pick], "dynamics": self.dynamics[index][pick]}
 
 
-def render_batch(batch: dict[str, torch.Tensor], size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render a batch of FrameTuples items: frames (B, K, 3, size, size) and their part labels
-    (B, K, size, size) indexing `renderer.PARTS`."""
+def render_batch(batch: dict[str, torch.Tensor], size: int,
+                 framing: str = DEFAULT_FRAMING) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render a batch of FrameTuples items (identity (B, 38), pose (B, K, 6), dynamics (B, K, 11)):
+    frames (B, K, 3, size, size) and their part labels (B, K, size, size) indexing `renderer.PARTS`."""
     b, k = batch["pose"].shape[:2]
     images, parts = render(
         repeat(batch["identity"], "b d -> (b k) d", k=k),
         rearrange(batch["pose"], "b k d -> (b k) d"),
         rearrange(batch["dynamics"], "b k d -> (b k) d"),
-        size=size, parts=True,
+        size=size, parts=True, chunk=len(batch["pose"]) * k if batch["pose"].is_cuda else 32, framing=framing,
     )
     return (rearrange(images, "(b k) c h w -> b k c h w", b=b), rearrange(parts, "(b k) h w -> b k h w", b=b))
 

@@ -12,9 +12,17 @@ Conventions (image space, weak-perspective camera looking down -z):
   counter-clockwise in the image.
 - tx, ty shift the head in normalised image units (the image spans [-1, 1]).
 - distance scales the head by 1 / distance (1 = nominal size).
+
+The camera frames the world with a `Framing`: the image shows world x in
+[-1/zoom, 1/zoom] and world y in centre_y + [-1/zoom, 1/zoom]. "wide" (zoom 1) shows the head
+and shoulders, the face a third of the frame; "portrait" frames the face the way VoxCeleb and HDTF
+crops do: at distance 1, brow to chin spans about half the frame height. Models record the
+framing they were trained at in their config.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -59,6 +67,30 @@ POSE_DIM = len(POSE_NAMES)
 DYNAMICS_DIM = len(DYNAMICS_NAMES)
 NEUTRAL_POSE = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
 NEUTRAL_DYNAMICS = torch.zeros(DYNAMICS_DIM)
+
+
+
+@dataclass(frozen=True)
+class Framing:
+    """The camera: image = zoom * (world - (0, centre_y)), in normalised image units."""
+
+    zoom: float
+    centre_y: float
+
+
+FRAMINGS: dict[str, Framing] = {
+    "wide": Framing(zoom=1.0, centre_y=0.0),
+    "portrait": Framing(zoom=1.45, centre_y=-0.12),
+}
+DEFAULT_FRAMING = "wide"      # the shipped models' framing; "portrait" once the face model v2 ships
+
+
+def framing(name: str) -> Framing:
+    """The `Framing` called `name` (a key of FRAMINGS); ValueError names the choices."""
+    if name not in FRAMINGS:
+        raise ValueError(f"unknown framing {name!r}; choose one of {sorted(FRAMINGS)}")
+    return FRAMINGS[name]
+
 
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "surprised")
 

@@ -4,7 +4,9 @@ A small analytic ray caster written as batched tensor arithmetic, fast enough to
 training data on the fly (about a thousand 128 x 128 frames a second on two CPU cores).
 
 Camera. Weak perspective: image coordinates x (right) and y (up) both span [-1, 1]; each pixel
-casts a ray parallel to the z axis (z towards the viewer). Pixel rows run from top to bottom.
+casts a ray parallel to the z axis (z towards the viewer). Pixel rows run from top to bottom. The
+framing (`params.Framing`) maps a pixel's image coordinates to the world: x / zoom and
+centre_y + y / zoom; every painter works in world units, with zoom * size / 2 pixels per unit.
 
 Geometry. The head has its own frame (u right, v up, w out of the face) in head units at
 distance 1, posed by world = c + R @ local / distance with c = (tx, ty, 0) and
@@ -60,7 +62,8 @@ from einops import rearrange
 from torch import Tensor
 
 from vasa_lib.world.identity import HAIR_STYLES, IDENTITY_DIM, unpack
-from vasa_lib.world.params import DYNAMICS_NAMES, POSE_NAMES, check_params
+from vasa_lib.world.params import DEFAULT_FRAMING, DYNAMICS_NAMES, POSE_NAMES, Framing, check_params
+from vasa_lib.world.params import framing as get_framing
 
 PARTS: tuple[str, ...] = (
     "background", "skin", "hair", "eye_white", "iris", "lips", "mouth_cavity", "teeth",
@@ -97,7 +100,8 @@ _TONGUE = (0.82, 0.33, 0.36)
 
 @torch.no_grad()
 def render(identity: Tensor, pose: Tensor, dynamics: Tensor, size: int = 128,
-           parts: bool = False, chunk: int = 32) -> Tensor | tuple[Tensor, Tensor]:
+           parts: bool = False, chunk: int = 32,
+           framing: str = DEFAULT_FRAMING) -> Tensor | tuple[Tensor, Tensor]:
     """Render talking-head frames.
 
     identity: (B, IDENTITY_DIM), or one person (IDENTITY_DIM,) or (1, IDENTITY_DIM) for all frames.
@@ -105,22 +109,24 @@ def render(identity: Tensor, pose: Tensor, dynamics: Tensor, size: int = 128,
     size: output resolution (size x size pixels), >= 16.
     parts: also return the part labels.
     chunk: frames painted together (at 128 x 128; scaled down for larger images).
+    framing: the camera's framing, a key of `params.FRAMINGS` ("wide" or "portrait").
     Returns images (B, 3, size, size) float32 in [0, 1] on pose's device, and with parts=True
     also labels (B, size, size) int64 indexing `PARTS`.
     """
     identity, pose, dynamics = _check_inputs(identity, pose, dynamics, size)
+    camera = get_framing(framing)
     n, device = len(pose), pose.device
     if device.type == "cpu":
         _keep_freed_memory()
     named = _named(identity, pose, dynamics)
-    k = _constants(named, size)
+    k = _constants(named, size, camera)
     # Chunks of similar frames paint fewer pixels: frames with the same optional layers go
     # together (see _render_chunk), ordered by the height of their face. Undone at the end.
     group = named["glasses"].view(-1) * 8 + named["hair_style"].view(-1)
     order = torch.argsort(group * 4 * size + k["face_rows"].mean(-1))
     k = {name: value[order] for name, value in k.items()}
-    coords = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) * (2.0 / size) - 1.0
-    x, y = coords.view(1, 1, size), -coords.view(1, size, 1)
+    coords = ((torch.arange(size, device=device, dtype=torch.float32) + 0.5) * (2.0 / size) - 1.0) / camera.zoom
+    x, y = coords.view(1, 1, size), camera.centre_y - coords.view(1, size, 1)   # pixel centres in the world
     images = _empty((n, 3, size, size), torch.float32, device)
     labels = _empty((n, size, size), torch.long, device) if parts else None
     chunk = max(1, chunk * 128 * 128 // (size * size))
@@ -349,15 +355,16 @@ def _facing(T: Tensor, t0: Tensor, rot: Tensor, direction: Tensor, gain: float =
 # Per-frame constants (computed once for the whole batch)
 
 
-def _constants(p: dict[str, Tensor], size: int) -> dict[str, Tensor]:
-    """Everything the painters need per frame, from the named parameters `p` (see `_named`):
-    the parameters themselves, (B, 1, 1) sizes and positions, and (B, n) coefficient rows."""
+def _constants(p: dict[str, Tensor], size: int, camera: Framing) -> dict[str, Tensor]:
+    """Everything the painters need per frame, from the named parameters `p` (see `_named`) and
+    the camera: the parameters themselves, (B, 1, 1) sizes and positions, and (B, n) coefficient
+    rows."""
     flat = {name: value.view(-1) for name, value in p.items() if value.shape[1:] == (1, 1)}
     a, bh, c, distance = flat["head_width"], flat["head_height"], flat["head_depth"], flat["distance"]
     zero = torch.zeros_like(a)
     head_to_world = _rotation(flat["yaw"], flat["pitch"], flat["roll"])
     centre = torch.stack([flat["tx"], flat["ty"], zero], -1)
-    pixels = size / 2.0                                           # pixels per image unit
+    pixels = size / 2.0 * camera.zoom                             # pixels per world unit
     light = torch.stack([flat["light_yaw"].sin() * flat["light_pitch"].cos(), flat["light_pitch"].sin(),
                          flat["light_yaw"].cos() * flat["light_pitch"].cos()], -1)
     half = torch.nn.functional.normalize(light + torch.tensor([0.0, 0.0, 1.0], device=a.device), dim=-1)
@@ -402,10 +409,11 @@ def _constants(p: dict[str, Tensor], size: int) -> dict[str, Tensor]:
     k["nostril_sharp"] = 0.5 * 0.14 * 0.13 * p["nose_length"] * k["px"]
 
     # pixel rows that can show the head, and the facial features, from boxes in the head frame
-    k["head_rows"] = _rows(head_to_world, centre, distance, size, torch.stack([-1.1 * a, -bh - 0.06, -c], -1),
-                           torch.stack([1.1 * a, bh + 0.01, c + 0.1], -1))
-    k["face_rows"] = _rows(head_to_world, centre, distance, size, torch.stack([-1.1 * a, zero - 0.5, -0.3 * c], -1),
-                           torch.stack([1.1 * a, zero + 0.3, c + 0.1], -1))
+    rows = functools.partial(_rows, head_to_world, centre, distance, size, camera)
+    k["head_rows"] = rows(torch.stack([-1.1 * a, -bh - 0.06, -c], -1),
+                          torch.stack([1.1 * a, bh + 0.01, c + 0.1], -1))
+    k["face_rows"] = rows(torch.stack([-1.1 * a, zero - 0.5, -0.3 * c], -1),
+                          torch.stack([1.1 * a, zero + 0.3, c + 0.1], -1))
 
     light_in_head = (head_to_world.transpose(1, 2) @ light.unsqueeze(-1)).view(-1, 3, 1, 1)
     k |= _eye_constants(p, k["px"], light_in_head)
@@ -415,14 +423,14 @@ def _constants(p: dict[str, Tensor], size: int) -> dict[str, Tensor]:
     return k
 
 
-def _rows(head_to_world: Tensor, centre: Tensor, distance: Tensor, size: int, low: Tensor,
+def _rows(head_to_world: Tensor, centre: Tensor, distance: Tensor, size: int, camera: Framing, low: Tensor,
           high: Tensor) -> Tensor:
     """First and last pixel row (B, 2) that can show a box of the head frame, given by its corners
     low and high (B, 3), with a margin for the anti-aliasing."""
     corners = torch.stack([torch.stack([u, v, w], -1) for u in (low[:, 0], high[:, 0])
                            for v in (low[:, 1], high[:, 1]) for w in (low[:, 2], high[:, 2])], 1)  # (B, 8, 3)
     y = centre[:, 1:2] + (corners @ head_to_world[:, 1].unsqueeze(-1)).squeeze(-1) / distance.unsqueeze(-1)
-    rows = (1.0 - y) * (size / 2.0)
+    rows = (1.0 - (y - camera.centre_y) * camera.zoom) * (size / 2.0)
     return torch.stack([rows.amin(1) - 2.0, rows.amax(1) + 2.0], -1)
 
 

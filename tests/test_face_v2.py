@@ -1,0 +1,154 @@
+"""The face latent space v2 groundwork: the portrait framing, the warp seen through it, frame
+pairs without clips, the time-budgeted schedule, and the GPU recipe tried at tiny scale."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from vasa_lib import optim, paths
+from vasa_lib.checkpoint import load_checkpoint
+from vasa_lib.face.model import FaceModel
+from vasa_lib.face.warping import pose_transform
+from vasa_lib.train import main as train_main
+from vasa_lib.world.identity import identity_from_id
+from vasa_lib.world.pairs import PairBatches, draw_motion
+from vasa_lib.world.params import FRAMINGS, NEUTRAL_DYNAMICS, NEUTRAL_POSE, framing
+from vasa_lib.world.renderer import PART_INDEX, render
+
+
+def brow_to_chin(name: str, size: int = 128) -> float:
+    """Brow-to-chin height over the frame height, at distance 1, averaged over test people."""
+    ids = list(range(10_100, 10_108))
+    _, parts = render(identity_from_id(ids), NEUTRAL_POSE.expand(8, -1), NEUTRAL_DYNAMICS.expand(8, -1),
+                      size=size, parts=True, framing=name)
+    spans = []
+    for labels in parts:
+        brow_top = (labels == PART_INDEX["brow"]).any(1).nonzero().min()
+        face = torch.isin(labels, torch.tensor([PART_INDEX[p] for p in ("skin", "lips", "nose")]))
+        chin = face[:, size // 2].nonzero().max()              # the lowest face pixel on the middle column
+        spans.append(float(chin - brow_top) / size)
+    return sum(spans) / len(spans)
+
+
+def test_portrait_framing_fills_half_the_frame():
+    assert 0.42 < brow_to_chin("portrait") < 0.58
+    assert brow_to_chin("wide") < 0.4
+
+
+def test_unknown_framing_is_named():
+    with pytest.raises(ValueError, match="unknown framing 'close'"):
+        framing("close")
+
+
+@pytest.mark.parametrize("name", sorted(FRAMINGS))
+def test_rigid_warp_turns_about_the_heads_centre(name):
+    """Through any framing, the head's centre (world (tx, ty, 0)) is where the posed canonical
+    centre lands, whatever the rotation and distance."""
+    camera = FRAMINGS[name]
+    pose = torch.tensor([[0.4, -0.2, 0.3, 0.05, -0.04, 1.3], [-0.7, 0.5, -0.4, -0.1, 0.1, 0.7]])
+    a, b = pose_transform(pose, camera)
+    flip = torch.tensor([1.0, -1.0, 1.0])
+    canonical_centre = flip * camera.zoom * torch.tensor([0.0, 0.0 - camera.centre_y, 0.0])
+    posed = torch.einsum("bij,j->bi", a, canonical_centre) + b
+    true = flip * camera.zoom * torch.stack([pose[:, 3], pose[:, 4] - camera.centre_y, torch.zeros(2)], -1)
+    torch.testing.assert_close(posed, true)
+
+
+def test_pairs_are_one_person_with_motion_in_range():
+    bank = torch.tensor([[0.1, 0.0, 0.0, 0.0, 0.0, 1.0] + [0.2] * 11, [-0.1, 0.1, 0.0, 0.0, 0.0, 1.1] + [0.3] * 11])
+    batch = PairBatches(bank, batch_size=16, uniform_share=0.5, same_pose=0.5).batch(torch.Generator().manual_seed(0))
+    assert batch["identity"].shape == (16, 38) and batch["pose"].shape == (16, 2, 6)
+    assert batch["dynamics"].shape == (16, 2, 11)
+    images = render(batch["identity"].repeat_interleave(2, 0), batch["pose"].flatten(0, 1),
+                    batch["dynamics"].flatten(0, 1), size=32)     # raises if any value is out of range
+    assert images.shape == (32, 3, 32, 32)
+    kept = (batch["pose"][:, 0] == batch["pose"][:, 1]).all(-1)
+    assert 0 < kept.sum() < 16                                    # some drivers keep the pose, not all
+
+
+def test_draw_motion_replaces_the_share_asked_for():
+    natural = torch.zeros(4000, 17)
+    drawn = draw_motion(natural, 0.25, torch.Generator().manual_seed(0))
+    assert abs((drawn != 0).float().mean().item() - 0.25) < 0.02
+    assert (drawn == draw_motion(natural, 0.0, torch.Generator())).sum() < drawn.numel()
+
+
+def test_timed_cycle_anneals_by_the_clock(monkeypatch):
+    """The learning rate warms up by steps, then falls with the elapsed share of the budget and
+    reaches its floor when the time is up (a fake clock: no real waiting)."""
+    clock = [100.0]
+    monkeypatch.setattr(optim.time, "monotonic", lambda: clock[0])
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = optim.TimedCycle(opt, seconds=60, warmup_steps=2, final_div_factor=10)
+    rates = []
+    for now in (100.0, 100.0, 130.0, 160.0, 200.0):
+        clock[0] = now
+        opt.step()
+        schedule.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates[1] == pytest.approx(1.0, abs=1e-6)               # warmed up, no time elapsed
+    assert rates[2] == pytest.approx(0.55, abs=1e-6)              # half the time: half-way down the cosine
+    assert rates[3] == pytest.approx(0.1) and rates[4] == pytest.approx(0.1)
+    assert schedule.fraction() == 1.0
+
+
+def test_one_cycle_survives_few_steps():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = optim.one_cycle(opt, 1.0, total_steps=3)
+    for _ in range(3):
+        opt.step()
+        schedule.step()
+
+
+def test_param_groups_exempt_norms_and_biases():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    decay, no_decay = optim.param_groups(model, 0.1)
+    assert [p.shape for p in decay["params"]] == [(4, 3)] and len(no_decay["params"]) == 3
+
+
+def tiny(config: str, tmp_path: Path, **replacements: str) -> str:
+    """A copy of a shipped config with some lines replaced (the same recipe at tiny scale)."""
+    text = paths.course_path(config).read_text()
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / Path(config).name
+    path.write_text(text)
+    return str(path)
+
+
+def test_gpu_recipe_at_tiny_scale(tmp_path, monkeypatch):
+    """The GPU command of the face model v2, on the CPU for a few steps: checkpoint, card, log and
+    CSV in the output folder, run from another folder, and a model that loads."""
+    config = tiny("configs/face_gpu_v2.toml", tmp_path, **{
+        "batch_size = 128": "batch_size = 2", "max_minutes = 5.0": "max_minutes = 0.05",
+        "consist_pairs = 16": "consist_pairs = 1", "cross_pairs = 16": "cross_pairs = 1",
+        "n_clips = 200": "n_clips = 2", "held_out_batches = 4": "held_out_batches = 1"})
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    train_main(["face", "--config", config, "--out", str(out)])
+    model = load_checkpoint(out / "face.safetensors", FaceModel)
+    assert model.config.framing == "portrait" and model.config.volume_stride == 2
+    info = json.loads((out / "face.json").read_text())["info"]
+    assert info["steps"] >= 1 and info["schedule"] == "time" and "test_people_psnr" in info["held_out_psnr"]
+    assert "held_out_psnr" in (out / "face.md").read_text()
+    assert "saved" in (out / "train_face.log").read_text()
+    assert list(out.glob("version_*/metrics.csv"))
+    image = torch.rand(1, 3, 128, 128)
+    assert model.reenact(image, image).shape == (1, 3, 128, 128)
+
+
+def test_reader_recipe_at_tiny_scale(tmp_path):
+    config = tiny("configs/reader_portrait.toml", tmp_path, **{"steps = 20000": "steps = 2", "batch = 256": "batch = 4",
+                                                               "n_clips = 200": "n_clips = 2"})
+    out = tmp_path / "reader"
+    train_main(["reader", "--config", config, "--out", str(out)])
+    from vasa_lib.eval.reader import ParameterReader
+
+    reader = load_checkpoint(out / "eval_reader_portrait.safetensors", ParameterReader)
+    assert reader.config.framing == "portrait"
+    assert "grade_r2_test_people" in (out / "eval_reader_portrait.md").read_text()
