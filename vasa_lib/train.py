@@ -179,7 +179,7 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     L.seed_everything(data.get("seed", 0), workers=True)
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
     if video_data:
-        from vasa_lib.data.dataset import VideoDataModule   # needs PyAV, which a world run does not
+        from vasa_lib.data.dataset import VideoDataModule  # needs PyAV, which a world run does not
 
         dm = VideoDataModule(video_data, data["batch_size"])
         dm.setup()
