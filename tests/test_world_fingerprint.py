@@ -5,11 +5,13 @@ the world is meant to change (and say so in the commit), never to make this test
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from vasa_lib import paths
 from vasa_lib.paths import source_hash
 from vasa_lib.world import clips
 from vasa_lib.world.clips import CLIP_CODE, fingerprint, load_clip, make_clip
@@ -56,9 +58,23 @@ def test_cache_written_by_other_code_is_not_read(tmp_path, monkeypatch):
     assert fingerprint(load_clip(0, "val", tmp_path)) == fingerprint(clip)
 
 
-def test_source_hash_follows_the_code():
+def test_source_hash_follows_the_code(tmp_path, monkeypatch):
     assert source_hash("world/clips.py") != source_hash("world/speech.py")
-    assert source_hash(*CLIP_CODE) == source_hash(*CLIP_CODE)
+    # source_hash is cached for the process (the code does not change under it): recompute with the uncached one.
+    fresh_hash = source_hash.__wrapped__
+    # A copy of the clip code elsewhere hashes the same (the key is the code, not where it lies) ...
+    key = source_hash(*CLIP_CODE)
+    for module in CLIP_CODE:
+        (tmp_path / module).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths.PACKAGE_DIR / module, tmp_path / module)
+    monkeypatch.setattr(paths, "PACKAGE_DIR", tmp_path)
+    assert fresh_hash(*CLIP_CODE) == key
+    # ... and one more line in any one of its files changes it.
+    for module in CLIP_CODE:
+        original = (tmp_path / module).read_bytes()
+        (tmp_path / module).write_bytes(original + b"# edited\n")
+        assert fresh_hash(*CLIP_CODE) != key, module
+        (tmp_path / module).write_bytes(original)
 
 
 if __name__ == "__main__":
