@@ -234,14 +234,38 @@ def exercise_4():
     print(f"24 steps without z_dyn: loss {np.mean(losses[:4]):.3f} -> {np.mean(losses[-4:]):.3f}")
     assert np.mean(losses[-4:]) < np.mean(losses[:4])
     model.eval()
+    # Through `reenact`, the path training takes, the only thing of a driver that reaches the output is its pose:
+    # each output is the source decoded with the driver's encoded pose and zero dynamics. (Zeroing z_dyn in
+    # `encode` alone is not enough: `reenact` reads the driver with `encode_motion`, and its dynamics would pass.)
+    source_image = render(clip.identity, pose, source[None])
     with torch.no_grad():
-        latent = model.encode(render(clip.identity, pose, source[None]))
-        shut, opened = (model.decode(latent, pose, model.encode_motion(render(clip.identity, pose, d))[1])
-                        for d in (source[None], expression))
-    assert torch.equal(shut, opened)       # an open mouth and closed eyes in the driver change nothing
+        latent = model.encode(source_image)
+        for dyn in (source[None], expression):
+            driver = render(clip.identity, pose, dyn)
+            driver_pose, driver_dynamics = model.encode_motion(driver)
+            assert torch.equal(model.reenact(source_image, driver),
+                               model.decode(latent, driver_pose, torch.zeros_like(driver_dynamics)))
     # Answer: without z_dyn the model reconstructs the frames that differ from the source in head pose only
     # (turns, shifts, distance) and none of the changes of expression: the mouth, eyelids, brows and gaze stay
     # as in the source. z_dyn must carry all of the face's non-rigid motion.
+
+
+def smile_direction(z, smile):
+    """Section 11's recipe for a label y (here the smile) and codes z (N, D): the probe (w, c), fit by least
+    squares, y ~ w.z + c, and the direction delta = b / (w.b), b the slope of z on y: Cov(z, y) / Var(y)."""
+    probe = torch.linalg.lstsq(F.pad(z, (0, 1), value=1.0).double(), smile[:, None].double()).solution.float()[:, 0]
+    slope = ((z - z.mean(0)) * (smile - smile.mean())[:, None]).mean(0) / smile.var(correction=0)
+    return probe, slope / (probe[:-1] @ slope)
+
+
+def read(probe, z):
+    return F.pad(z, (0, 1), value=1.0) @ probe
+
+
+def steered(probe, direction, z, value):
+    """The slider: z moved along the direction until the probe reads `value` (in the notebook, `steer` gets
+    ("smile", smile) in its loop, and explore() a smile slider)."""
+    return z + (value - read(probe, z))[:, None] * direction
 
 
 def exercise_5():
@@ -249,8 +273,8 @@ def exercise_5():
     face = load_checkpoint(cfg.checkpoint_dir / "face.safetensors", FaceModel).eval()
     names = ("jaw_open", "eyelid", "smile")
 
-    def labelled_latents(split, n_clips, n, seed):
-        """As section 11, with the smile redrawn uniformly over its range too: true dynamics, z_dyn."""
+    def labelled_dynamics(split, n_clips, n, seed):
+        """As section 11, with the smile redrawn uniformly over its range too: true dynamics (n, 11), images."""
         rng = np.random.default_rng(seed)
         clips = [load_clip(i, split, cfg.data_dir) for i in range(n_clips)]
         which = rng.integers(0, n_clips, n)
@@ -260,48 +284,64 @@ def exercise_5():
         for name in names:
             low, high = DYNAMICS_LIMITS[dyn_index(name)].tolist()
             dyn[:, dyn_index(name)] = torch.from_numpy(rng.uniform(low, high, n)).float()
-        images = render(torch.stack([clips[c].identity for c in which]), pose, dyn)
-        with torch.no_grad():
-            return dyn, torch.cat([face.encode_motion(x)[1] for x in images.split(64)])
+        return dyn, render(torch.stack([clips[c].identity for c in which]), pose, dyn)
 
-    true_dyn, z_dyn = labelled_latents("train", 64, 384, seed=1)
-    test_dyn, z_dyn_test = labelled_latents("test", 20, 160, seed=2)
+    true_dyn, images = labelled_dynamics("train", 64, 384, seed=1)
+    test_dyn, test_images = labelled_dynamics("test", 20, 160, seed=2)
+    smile, k = true_dyn[:, dyn_index("smile")], dyn_index("smile")
+    values = torch.linspace(-1, 1, 5)
+
+    # 1. The recipe on an encoder that does carry the smile, where the answer is known: codes that mix the
+    # world's 11 true dynamics linearly into 16 numbers, plus noise, decoded back by the pseudo-inverse. Any
+    # correct recipe finds the smile there (probe R^2 near 1) and its slider sets the decoded smile to the value
+    # asked (gain 1), leaving the other expressions nearly alone (they move by about 0.1: the sample's chance
+    # correlations with the smile). A wrong one does not: the probe's weights w / |w|^2 as the direction move
+    # the other expressions more than the smile, and a slope not divided by w.b misses the value asked.
+    mix = torch.randn(11, 16, generator=torch.Generator().manual_seed(0))
+
+    def encode_known(dyn, seed):
+        return dyn @ mix + 0.02 * torch.randn(len(dyn), 16, generator=torch.Generator().manual_seed(seed))
+
+    z_known = encode_known(true_dyn, 1)
+    probe, direction = smile_direction(z_known, smile)
+    known_r2 = ridge_r2(z_known, true_dyn[:, [k]], encode_known(test_dyn, 2), test_dyn[:, [k]])
+    start = encode_known(NEUTRAL_DYNAMICS[None].expand(5, -1), 3)
+    z = steered(probe, direction, start, values)
+    assert_close(read(probe, z), values)
+    decoded = z @ torch.linalg.pinv(mix)
+    known_gain = float(decoded[-1, k] - decoded[0, k]) / 2
+    others = float((decoded - decoded[0]).abs()[:, [i for i in range(11) if i != k]].max())
+    print(f"an encoder that carries the smile: probe R^2 on test people {known_r2:.3f}, slider gain {known_gain:.3f},"
+          f" the other dynamics move by {others:.3f} at most")
+    assert known_r2 > 0.95 and abs(known_gain - 1) < 0.05 and others < 0.3
+
+    # 2. The same recipe on the shipped face model's z_dyn.
+    with torch.no_grad():
+        z_dyn = torch.cat([face.encode_motion(x)[1] for x in images.split(64)])
+        z_dyn_test = torch.cat([face.encode_motion(x)[1] for x in test_images.split(64)])
     r2 = {name: ridge_r2(z_dyn, true_dyn[:, [dyn_index(name)]], z_dyn_test, test_dyn[:, [dyn_index(name)]])
           for name in names}
-    smile = true_dyn[:, dyn_index("smile")]
-    probe = torch.linalg.lstsq(F.pad(z_dyn, (0, 1), value=1.0).double(), smile[:, None].double()).solution.float()[:, 0]
-    slope = ((z_dyn - z_dyn.mean(0)) * (smile - smile.mean())[:, None]).mean(0) / smile.var(correction=0)
-    direction = slope / (probe[:-1] @ slope)
-
-    def read(z):
-        return F.pad(z, (0, 1), value=1.0) @ probe
-
+    probe, direction = smile_direction(z_dyn, smile)
     person = identity_from_id(IDENTITY_SPLITS["test"][3])
     with torch.no_grad():
         source = face.encode(render(person, NEUTRAL_POSE[None], NEUTRAL_DYNAMICS[None]))
         canonical = face.canonical(source)
-
-    def steered(smile_value):    # the slider: in the notebook, `steer` gets ("smile", smile) in its loop, and
-        return source.dynamics + (smile_value - read(source.dynamics)) * direction   # explore() a smile slider
-
-    values = torch.linspace(-1, 1, 5)
-    z = torch.cat([steered(float(v)) for v in values])
+    z = steered(probe, direction, source.dynamics.expand(5, -1), values)
     with torch.no_grad():
         sweep = face.render(canonical.expand(5, -1, -1, -1, -1), source.identity.expand(5, -1),
                             source.pose.expand(5, -1), z)
-        seen = read(face.encode_motion(sweep)[1])
+        seen = read(probe, face.encode_motion(sweep)[1])
     gain = float(seen[-1] - seen[0]) / 2
     print("probe R^2 on test people:", {k: round(v, 2) for k, v in r2.items()})
     print("smile slider -1 .. 1: read back from the images", ", ".join(f"{float(v):.2f}" for v in seen),
           f"(gain {gain:.2f})")
-    assert_close(read(z), values)                   # the slider sets the probe's reading in z_dyn exactly ...
-    # ... but the answer is that it does not work with the shipped face model: its z_dyn does not carry the smile.
-    # The probe does not generalise to test people (R^2 below 0, like the eyelid's), where the same recipe on the
-    # same images finds the jaw; and what the decoder draws along the direction reads back as a fraction of it.
-    # The world's smile moves the mouth corners by a pixel or two at 128 x 128, and the reconstruction loss has
-    # not made the model notice: a face model trained longer on expressions, or at a larger size, is the fix.
-    assert r2["jaw_open"] > 0.2 and r2["smile"] < 0.05
-    assert abs(gain) < 0.4
+    assert_close(read(probe, z), values)            # the slider sets the probe's reading in z_dyn exactly
+    # Whether the slider works is then up to the face model, and the figures above say. With the shipped model at
+    # the time of writing it does not: the smile's probe R^2 on test people is below 0 (-0.16), where the same
+    # recipe finds the jaw (0.34), and what the decoder draws along the direction does not read back as a smile
+    # (gain -0.14): its z_dyn does not carry the smile. The world's smile moves the mouth corners by a pixel or
+    # two at 128 x 128, and the reconstruction loss has not made the model notice: a face model trained longer on
+    # expressions, or at a larger size, is the fix. Part 1 shows the recipe is not the problem.
 
 
 if __name__ == "__main__":

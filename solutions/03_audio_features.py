@@ -82,7 +82,8 @@ def exercise_2():
     # reads English with German sounds (/z/ for /s/, /yː/ for /aɪ/, a trilled /r/), which moves the formants.
     assert "a" in welsh["phonemes"] and "æ" in us["phonemes"]
     assert german["phonemes"][1] == "z" and "yː" in german["phonemes"]
-    # (It also switches language for "the": its phonemes hold the markers "(en)" and "(de)".)
+    # (It also switches to English for "the", /ð ə/, a sound German does not have; eSpeak marks the switch with
+    # "(en)" and "(de)", which `synthesize` drops from the phonemes.)
     # What an encoder should ignore: the speaker (pitch, its harmonics, the voice's timbre, loudness and speaking
     # rate) and keep what drives the mouth: which sound is made when, i.e. the formant pattern and its timing.
     # Section 8's trained encoder does this well enough to read the jaw of test voices it never heard.
