@@ -5,7 +5,8 @@ GPU. Prints one JSON object.
     python benchmarks/face_train_speed.py [--config configs/face_gpu_v2.toml] [--json]
 
 cpu_images_per_second: on `--threads` CPU threads (2 by default) with `--cpu-batch` pairs;
-gpu_images_per_second: on the GPU with the config's batch; render_share: the part of a step
+gpu_images_per_second: on the GPU with the config's batch, in float32 (TF32 matrix products);
+gpu_bf16_images_per_second: the same under bfloat16 autocast; render_share: the part of a step
 spent rendering the batch. An image is one frame of a pair (a step sees 2 x batch images).
 """
 
@@ -30,8 +31,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def step_speed(cfg: dict, device: str, batch_size: int, steps: int) -> dict[str, float]:
-    """Images per second of `steps` timed training steps (after two warm-up steps) on `device`."""
+def step_speed(cfg: dict, device: str, batch_size: int, steps: int, bf16: bool = False) -> dict[str, float]:
+    """Images per second of `steps` timed training steps (after two warm-up steps) on `device`,
+    in float32 or, with `bf16`, under bfloat16 autocast (Lightning's precision "bf16-mixed")."""
     model_cfg, data, train = cfg["model"], cfg["data"], cfg["train"]
     lit = LitFace(model_cfg, cfg.get("loss", {}), identity_net=str(paths.course_path(train["identity_net"]))
                   if train.get("identity_net") else None).to(device)
@@ -46,7 +48,8 @@ def step_speed(cfg: dict, device: str, batch_size: int, steps: int) -> dict[str,
         batch["frames"], batch["parts"] = render_batch(batch, model_cfg["size"], model_cfg.get("framing", "wide"))
         sync(device)
         rendered = time.perf_counter()
-        loss = lit.losses(batch)["loss"]
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            loss = lit.losses(batch)["loss"]
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -78,8 +81,10 @@ def main() -> None:
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
-        gpu = step_speed(cfg, "cuda", cfg["data"]["batch_size"], args.gpu_steps)
-        result.update({f"gpu_{k}": v for k, v in gpu.items()}, gpu=torch.cuda.get_device_name())
+        for name, bf16 in (("gpu", False), ("gpu_bf16", True)):
+            gpu = step_speed(cfg, "cuda", cfg["data"]["batch_size"], args.gpu_steps, bf16)
+            result.update({f"{name}_{k}": v for k, v in gpu.items()})
+        result["gpu"] = torch.cuda.get_device_name()
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 

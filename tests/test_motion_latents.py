@@ -126,3 +126,74 @@ threads = 1
     assert_close(model.transformer.motion_mean, stats[0])                      # normalisation of the latents
     motion = model.generate(0.1 * torch.randn(16_000), Controls(emotion="sad"), steps=2)
     assert motion.shape == (25, 10) and torch.isfinite(motion).all()
+
+
+def test_world_space_is_the_clips_own_parameters(tmp_path):
+    """face_checkpoint = WORLD: the motion is each frame's [pose, dynamics], no face model involved."""
+    latents = load_latents("train", 2, lat.WORLD, cache_dir=tmp_path)
+    assert latents.info["face_hash"] == lat.WORLD and latents.motion.shape[1] == 17
+    assert_close(latents.motion, torch.cat([latents.true_pose, latents.true_dynamics], -1))
+    assert_close(load_latents("train", 1, lat.WORLD, cache_dir=tmp_path).motion,       # the cached set, sliced
+                 latents.motion[: latents.lengths()[0]])
+    assert lat.motion_space("world") == lat.WORLD and lat.space_key(lat.WORLD) == lat.WORLD
+
+
+def test_motion_and_evaluators_train_in_the_world_space(tmp_path):
+    """The motion generator and its evaluators train on the world's parameters with the same
+    commands (configs/motion_world.toml, motion_evaluators_world.toml at tiny scale)."""
+    from vasa_lib.eval.motion import evaluator_path
+
+    config = tmp_path / "motion_world_tiny.toml"
+    config.write_text(f"""
+[model]
+window = 8
+context = 3
+width = 16
+depth = 1
+heads = 2
+[audio]
+dim = 16
+layers = 1
+kernel_size = 3
+[data]
+face_checkpoint = "world"
+cache_dir = "{tmp_path}"
+n_train = 2
+n_val = 1
+windows_per_clip = 4
+batch_size = 4
+[train]
+lr = 0.001
+max_steps = 3
+max_minutes = 1.0
+checkpoint = "{tmp_path / 'motion_world.safetensors'}"
+run_dir = "{tmp_path / 'runs'}"
+threads = 1
+""")
+    train_main(["motion", "--config", str(config)])
+    model = load_checkpoint(tmp_path / "motion_world.safetensors", MotionGenerator)
+    assert model.motion_dim == 17
+    evaluators = tmp_path / "evaluators.toml"
+    evaluators.write_text(f"""
+[data]
+face_checkpoint = "world"
+cache_dir = "{tmp_path}"
+n_train = 2
+[syncnet]
+steps = 2
+batch = 4
+[capp]
+frames = 25
+steps = 2
+batch = 2
+[emotion]
+frames = 25
+steps = 2
+batch = 2
+[train]
+checkpoint_dir = "{tmp_path}"
+""")
+    train_main(["evaluators", "--config", str(evaluators)])
+    for name in ("probes", "syncnet", "capp", "emotion"):
+        assert evaluator_path(name, tmp_path, world=True).name == f"eval_{name}_world.safetensors"
+        assert evaluator_path(name, tmp_path, world=True).exists()

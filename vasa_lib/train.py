@@ -210,6 +210,7 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
             "video_data": video_data, "n_train_clips": data["n_train"], "mix_motion": data.get("mix_motion", 0.0),
             "same_pose": data.get("same_pose", 0.0), "uniform_share": data.get("uniform_share"),
             "schedule": train.get("schedule", "steps"), "max_minutes": train["max_minutes"],
+            "precision": train.get("precision", "32-true"),
             "batch_size": data["batch_size"], "loss": loss,
             "torch": torch.__version__, "machine": _machine()}
     if train.get("init"):
@@ -218,6 +219,7 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     run_dir = paths.course_path(train.get("run_dir", "runs/face"))
     trainer = L.Trainer(
         max_steps=train["max_steps"], max_time={"minutes": train["max_minutes"]}, accelerator="auto", devices=1,
+        precision=train.get("precision", "32-true"),
         logger=L.pytorch.loggers.CSVLogger(run_dir, name=""), callbacks=[ckpt], enable_progress_bar=False,
         enable_checkpointing=False, limit_val_batches=0, log_every_n_steps=train.get("log_every", 20),
         enable_model_summary=False, gradient_clip_val=train.get("grad_clip", 1.0),
@@ -313,7 +315,7 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
     from torch.utils.data import DataLoader
 
     from vasa_lib.motion.data import MotionWindows
-    from vasa_lib.motion.latents import load_latents
+    from vasa_lib.motion.latents import load_latents, motion_space
     from vasa_lib.motion.lit import LitMotion
 
     cfg = read_config(config_path)
@@ -322,7 +324,7 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
     data["face_checkpoint"] = overrides.pop("face_checkpoint", data["face_checkpoint"])
     train.update(overrides)
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
-    face = paths.course_path(data["face_checkpoint"])
+    face = motion_space(data["face_checkpoint"])
     if video_data:
         latents = ingested_latents(video_data, face)
     else:
@@ -377,12 +379,12 @@ def train_evaluators(config_path: str, command: str = "") -> list[Path]:
     save each as assets/checkpoints/eval_{name}.safetensors with a card; returns the paths."""
     from vasa_lib.eval.motion import EVALUATORS, evaluator_path
     from vasa_lib.eval.motion import train_evaluators as fit_evaluators
-    from vasa_lib.motion.latents import load_latents
+    from vasa_lib.motion.latents import WORLD, load_latents, motion_space
 
     cfg = read_config(config_path)
     data, train = cfg["data"], cfg.get("train", {})
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
-    face = paths.course_path(data["face_checkpoint"])
+    face = motion_space(data["face_checkpoint"])
     latents = load_latents("train", data["n_train"], face, cache_dir=data.get("cache_dir"), verbose=True)
     settings = {name: cfg.get(name, {}) for name in EVALUATORS}
     models, report = fit_evaluators(latents, settings, log_every=train.get("log_every", 100))
@@ -393,7 +395,7 @@ def train_evaluators(config_path: str, command: str = "") -> list[Path]:
     folder = paths.course_path(train.get("checkpoint_dir", "assets/checkpoints"))
     written = []
     for name, model in models.items():
-        path = save_checkpoint(model, evaluator_path(name, folder), info)
+        path = save_checkpoint(model, evaluator_path(name, folder, str(face) == WORLD), info)
         write_card(path, f"Motion evaluator: {name} (for vasa_lib.eval.motion)", config_path, command, info)
         written.append(path)
     print(json.dumps(info), flush=True)

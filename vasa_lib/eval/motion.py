@@ -7,7 +7,9 @@ Three systems are scored side by side on the same clips, audio and controls:
 - "diffusion": the shipped motion diffusion transformer (assets/checkpoints/motion.safetensors);
 - "baseline": the regression baseline with the same backbone (motion_baseline.safetensors);
 - "ground_truth": the face-encoded latents of the true clips (what the models learn to imitate).
-All motion lives in the face model's latent space [z_pose, z_dyn]. Metrics:
+All motion lives in the face model's latent space [z_pose, z_dyn]; with `--face world`, in the
+world's own parameters [pose (6), dynamics (11)] (`motion_world*.safetensors`, graded by the
+`eval_*_world` evaluators): the ceiling that a perfect face model would allow. Metrics:
 - lip_sync_corr: Pearson correlation, per clip, of the mouth opening read from z_dyn (a linear
   probe, `vasa_lib.eval.probes`) with the world's true jaw opening for that audio; mean over clips;
 - sync_conf, sync_dist: a SyncNet-style audio-mouth model (`vasa_lib.eval.syncnet`), like Sc, Sd;
@@ -50,7 +52,7 @@ from vasa_lib.eval.syncnet import SyncNet, SyncNetConfig, train_syncnet
 from vasa_lib.eval.windows import sliding_windows
 from vasa_lib.motion.generate import Controls, generate
 from vasa_lib.motion.guidance import GUIDANCE_SCALES
-from vasa_lib.motion.latents import LatentSet, file_hash, load_latents
+from vasa_lib.motion.latents import WORLD, LatentSet, load_latents, motion_space, space_key
 from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.motion.sampler import DEFAULT_STEPS
 from vasa_lib.world.params import EMOTIONS, FPS, POSE_DIM, dyn_index
@@ -102,6 +104,13 @@ def diversity(samples: torch.Tensor) -> float:
     return float(samples.std(0).mean())
 
 
+def blinks_per_minute(eyelid: torch.Tensor, threshold: float = 0.5) -> float:
+    """Blinks in an eyelid sequence (T,) at 25 fps (0 open .. 1 shut): closings across `threshold`,
+    per minute."""
+    closed = eyelid > threshold
+    return float((closed[1:] & ~closed[:-1]).sum()) * 60 * FPS / len(eyelid)
+
+
 # --- evaluators ------------------------------------------------------------------------------------
 
 def train_evaluators(latents: LatentSet, settings: dict[str, dict[str, Any]] | None = None,
@@ -139,27 +148,62 @@ def train_evaluators(latents: LatentSet, settings: dict[str, dict[str, Any]] | N
     return models, report
 
 
-def evaluator_path(name: str, folder: Path | None = None) -> Path:
-    """Where an evaluator's checkpoint lives: assets/checkpoints/eval_{name}.safetensors."""
-    return (folder or paths.checkpoints_dir()) / f"eval_{name}.safetensors"
+def evaluator_path(name: str, folder: Path | None = None, world: bool = False) -> Path:
+    """Where an evaluator's checkpoint lives: assets/checkpoints/eval_{name}.safetensors, or
+    eval_{name}_world.safetensors for the world's parameter space."""
+    return (folder or paths.checkpoints_dir()) / f"eval_{name}{'_world' if world else ''}.safetensors"
 
 
-def load_evaluators(face_checkpoint: Path, folder: Path | None = None, settings: dict | None = None,
+def load_evaluators(face_checkpoint: str | Path, folder: Path | None = None, settings: dict | None = None,
                     n_train: int = 300) -> tuple[dict[str, torch.nn.Module], str]:
-    """The evaluators fitted to this face model's latents: loaded when their checkpoints match
-    the face checkpoint's hash, else trained now on n_train train clips. Returns (models, how)."""
-    key = file_hash(face_checkpoint)
-    files = {name: evaluator_path(name, folder) for name in EVALUATORS}
+    """The evaluators fitted to this motion space (a face model's latents, or WORLD): loaded when
+    their checkpoints match its key, else trained now on n_train train clips. Returns (models, how)."""
+    key = space_key(face_checkpoint)
+    files = {name: evaluator_path(name, folder, key == WORLD) for name in EVALUATORS}
     if all(p.exists() and read_checkpoint(p)[1]["info"].get("face_hash") == key for p in files.values()):
         return {name: load_checkpoint(files[name], cls) for name, cls in EVALUATORS.items()}, "loaded"
     latents = load_latents("train", n_train, face_checkpoint, verbose=True)
     return train_evaluators(latents, settings)[0], f"trained now on {n_train} train clips (no matching checkpoints)"
 
 
+@torch.no_grad()
+def evaluator_grades(ev: dict[str, torch.nn.Module], test: LatentSet, shift: int = 5, n_windows: int = 32,
+                     ) -> dict[str, float]:
+    """Each evaluator graded on the held-out truth before it grades anything:
+    - syncnet_offset_zero_share: clips whose best audio offset is 0 frames;
+    - syncnet_truth_over_shifted_share: clips scored higher in sync than with the mouth moved
+      `shift` frames (0.2 s) late;
+    - capp_top1, capp_chance: the audio of a 3 s window retrieves its own pose window among
+      `n_windows` windows of different clips;
+    - emotion_acc_truth: the emotion classifier on the true motion."""
+    syncnet, capp, emotion = ev["syncnet"], ev["capp"], ev["emotion"]
+    offset_zero, over_shifted, correct = [], [], []
+    for i in range(len(test)):
+        s, e = test.offsets[i], test.offsets[i + 1]
+        mel, motion = test.mel[s:e], test.motion[s:e]
+        scores = syncnet.scores(mel, motion)
+        offset_zero.append(scores["offset"] == 0)
+        over_shifted.append(scores["sync_conf"] > syncnet.scores(mel[shift:], motion[:-shift])["sync_conf"])
+        correct.append(emotion.predict(motion) == int(test.emotion[i]))
+    f = capp.config.frames
+    long = [i for i in range(len(test)) if test.lengths()[i] >= f][:n_windows]
+    windows = [(test.offsets[i], test.offsets[i] + f) for i in long]
+    mel = torch.stack([test.mel[s:e] for s, e in windows])
+    pose = torch.stack([test.motion[s:e, :POSE_DIM] for s, e in windows])
+    mask = torch.ones(len(windows), f, dtype=torch.bool)
+    similarity = capp.embed_audio(mel, mask) @ capp.embed_pose(pose, mask).T
+    top1 = (similarity.argmax(1) == torch.arange(len(windows))).float().mean()
+    mean = lambda xs: sum(map(float, xs)) / len(xs)  # noqa: E731
+    return {"syncnet_offset_zero_share": mean(offset_zero), "syncnet_truth_over_shifted_share": mean(over_shifted),
+            "capp_top1": float(top1), "capp_chance": 1 / len(windows), "emotion_acc_truth": mean(correct)}
+
+
 # --- the evaluation --------------------------------------------------------------------------------
 
-def clip_metrics(motion: torch.Tensor, latents: LatentSet, i: int, ev: dict[str, torch.nn.Module]) -> dict[str, float]:
-    """Per-clip metrics of motion (T, D) generated for (or encoded from) clip i of the test set."""
+def clip_metrics(motion: torch.Tensor, latents: LatentSet, i: int, ev: dict[str, torch.nn.Module],
+                 world: bool = False) -> dict[str, float]:
+    """Per-clip metrics of motion (T, D) generated for (or encoded from) clip i of the test set;
+    in the world's parameter space (`world`) also the blinks per minute of its eyelid."""
     probes: MotionProbes = ev["probes"]
     s, e = latents.offsets[i], latents.offsets[i + 1]
     mel = latents.mel[s:e]
@@ -174,7 +218,7 @@ def clip_metrics(motion: torch.Tensor, latents: LatentSet, i: int, ev: dict[str,
         "gaze_err_deg": math.degrees(float((gaze - latents.gaze[i]).norm())),
         "distance_err": float((probes.read(motion, "distance").mean() - latents.distance[i, 0]).abs()),
         "emotion_acc": float(ev["emotion"].predict(motion) == int(latents.emotion[i])),
-    }
+    } | ({"blinks_per_min": blinks_per_minute(motion[:, POSE_DIM + dyn_index("eyelid")])} if world else {})
 
 
 def controls_of(latents: LatentSet, i: int) -> Controls:
@@ -200,17 +244,17 @@ def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = 
     """All metrics of the module docstring for the three systems, with the settings.
     evaluators: the folder of the evaluator checkpoints (eval_*.safetensors). Every path defaults
     to the shipped checkpoint."""
-    diffusion = diffusion or paths.checkpoint("motion")
-    baseline = baseline or paths.checkpoint("motion_baseline")
-    face = face or paths.checkpoint("face")
+    face = motion_space(face or paths.checkpoint("face"))
+    space = "_world" if face == WORLD else ""
+    diffusion = diffusion or paths.checkpoint(f"motion{space}")
+    baseline = baseline or paths.checkpoint(f"motion{space}_baseline")
     evaluators = evaluators or paths.checkpoints_dir()
     torch.manual_seed(seed)
     start = time.perf_counter()
     scales = dict(GUIDANCE_SCALES if scales is None else scales)
-    face = Path(face)
     models = {"diffusion": load_checkpoint(diffusion, MotionGenerator),
               "baseline": load_checkpoint(baseline, MotionGenerator)}
-    key = file_hash(face)
+    key = space_key(face)
     for name, path in (("diffusion", diffusion), ("baseline", baseline)):
         trained_on = read_checkpoint(path)[1]["info"].get("face_hash")
         if trained_on != key:
@@ -239,12 +283,12 @@ def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = 
             timings[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
             n_frames = sum(len(m) for m in motions) + sum((n_samples - 1) * len(s[0]) for s in samples)
             timings[f"{name}_realtime_factor"] = round(n_frames / FPS / (time.perf_counter() - t0), 2)
-        per_clip = [clip_metrics(m, test, i, ev) for i, m in enumerate(motions)]
+        per_clip = [clip_metrics(m, test, i, ev, key == WORLD) for i, m in enumerate(motions)]
         row = {k: sum(c[k] for c in per_clip) / len(per_clip) for k in per_clip[0]}
         row["motion_fd"] = frechet_distance(torch.cat([window_features(probes.normalize(m)) for m in motions]),
                                             ref_features)
         row["diversity"] = sum(diversity(probes.normalize(s)) for s in samples) / len(samples)
-        systems[name] = {k: round(row[k], 4) for k in (*KEYS, "sync_offset_abs")}
+        systems[name] = {k: round(row[k], 4) for k in (*KEYS, "sync_offset_abs", "blinks_per_min") if k in row}
 
     true_pose = test.true_pose.split(test.lengths())
     settings = {
@@ -253,6 +297,7 @@ def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = 
         "steps": steps, "scales": scales, "seed": seed, "face_checkpoint": str(face), "face_hash": key,
         "diffusion_checkpoint": str(diffusion), "baseline_checkpoint": str(baseline), "evaluators": how,
         "probe_r2_test": probes.r2(test),
+        "evaluator_grades": {k: round(v, 4) for k, v in evaluator_grades(ev, test).items()},
         "world_truth_delta_p": round(sum(delta_p(p) for p in true_pose) / len(true_pose), 4),
         "threads": torch.get_num_threads(), **timings,
         "eval_seconds": round(time.perf_counter() - start, 1),
@@ -280,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vasa_lib.eval.motion", description=__doc__.split("\n")[0])
     parser.add_argument("--diffusion", help="motion diffusion checkpoint (default: the shipped motion.safetensors)")
     parser.add_argument("--baseline", help="regression baseline (default: the shipped motion_baseline.safetensors)")
-    parser.add_argument("--face", help="the face model whose latents the models generate (default: the shipped one)")
+    parser.add_argument("--face", help="the face model whose latents the models generate (default: the shipped one), "
+                        "or 'world': the world's own parameters (then motion_world*.safetensors by default)")
     parser.add_argument("--evaluators", help="folder of the eval_*.safetensors evaluators (default: the shipped ones)")
     parser.add_argument("--clips", type=int, default=48, help="test clips")
     parser.add_argument("--diversity-clips", type=int, default=12, help="test clips sampled 3 times for diversity")
@@ -291,8 +337,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--write-card", action="store_true", help="add the results to both models' cards")
     args = parser.parse_args(argv)
-    args.diffusion = args.diffusion or str(paths.checkpoint("motion"))
-    args.baseline = args.baseline or str(paths.checkpoint("motion_baseline"))
+    space = "_world" if args.face == WORLD else ""
+    args.diffusion = args.diffusion or str(paths.checkpoint(f"motion{space}"))
+    args.baseline = args.baseline or str(paths.checkpoint(f"motion{space}_baseline"))
     torch.set_num_threads(args.threads)
     results = evaluate(args.diffusion, args.baseline, args.face, n_clips=args.clips,
                        n_diversity=args.diversity_clips, steps=args.steps, scales=parse_scales(args.scale),

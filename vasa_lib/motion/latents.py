@@ -34,7 +34,7 @@ from safetensors.torch import save_file
 from vasa_lib.audio.mel import audio_frame_features
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.face.model import FaceModel
-from vasa_lib.paths import data_dir, source_hash
+from vasa_lib.paths import course_path, data_dir, source_hash
 from vasa_lib.world.clips import CLIP_CODE, Clip, load_clip, make_clip, render_clip
 from vasa_lib.world.params import EMOTIONS, POSE_DIM
 from vasa_lib.world.speech import TEST_VOICES
@@ -45,9 +45,23 @@ PER_FRAME = ("motion", "mel", "true_pose", "true_dynamics")
 PER_CLIP = ("gaze", "distance", "emotion", "identity_id", "test_voice")
 
 
+WORLD = "world"     # in place of a face checkpoint: the motion space of the world's own parameters
+
+
 def file_hash(path: str | Path) -> str:
     """The first 12 hex digits of a file's SHA-256 (names a face checkpoint in cache keys)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def motion_space(face_checkpoint: str | Path) -> str | Path:
+    """A config's face_checkpoint as load_latents takes it: WORLD as it is, a checkpoint path
+    found from any folder (`paths.course_path`)."""
+    return WORLD if str(face_checkpoint) == WORLD else course_path(face_checkpoint)
+
+
+def space_key(face_checkpoint: str | Path) -> str:
+    """What names a motion space: the face checkpoint's `file_hash`, or "world" for `WORLD`."""
+    return WORLD if str(face_checkpoint) == WORLD else file_hash(face_checkpoint)
 
 
 @dataclass
@@ -152,8 +166,23 @@ def encode_clips(face: FaceModel, clips: Sequence[Clip], batch_size: int = 64, i
     if not clips:
         raise ValueError("encode_clips needs at least one clip")
     device = next(face.parameters()).device
+    frames = (render_clip(c, size=face.config.size, device=device, framing=face.config.framing) for c in clips)
+    return clip_set(clips, encode_frames(face, frames, batch_size), info)
+
+
+def world_parameters(clips: Sequence[Clip], info: dict | None = None) -> LatentSet:
+    """The clips' own parameters as motion, [pose (6), dynamics (11)] per frame: the motion space
+    of a perfect parametric face model (a 3DMM, as SadTalker uses), rendered by the world."""
+    if not clips:
+        raise ValueError("world_parameters needs at least one clip")
+    truth = torch.cat([torch.from_numpy(np.concatenate([c.pose, c.dynamics], -1)) for c in clips]).float()
+    return clip_set(clips, truth, info)
+
+
+def clip_set(clips: Sequence[Clip], motion: torch.Tensor, info: dict | None = None) -> LatentSet:
+    """A LatentSet of the clips with the given motion (F, D): their audio features, truth and controls."""
     return LatentSet(
-        motion=encode_frames(face, (render_clip(c, size=face.config.size, device=device) for c in clips), batch_size),
+        motion=motion,
         mel=torch.cat([audio_frame_features(c.audio) for c in clips]),
         true_pose=torch.from_numpy(np.concatenate([c.pose for c in clips])).float(),
         true_dynamics=torch.from_numpy(np.concatenate([c.dynamics for c in clips])).float(),
@@ -175,7 +204,8 @@ def reseeded_clip(index: int, split: str, motion_seed: int) -> Clip:
 
 def load_latents(split: str, count: int, face_checkpoint: str | Path, start: int = 0, motion_seed: int | None = None,
                  cache_dir: str | Path | None = None, batch_size: int = 64, verbose: bool = False) -> LatentSet:
-    """Latents of clips start .. start + count - 1 of a split, encoded with the face checkpoint.
+    """Latents of clips start .. start + count - 1 of a split, encoded with the face checkpoint, or
+    with face_checkpoint = WORLD the clips' own parameters (`world_parameters`).
 
     Cached under cache_dir/motion_latents/ (see `data_dir`) as
     `{face hash}{code hash}-{split}-{start}-{count}[-seed{motion_seed}].safetensors`; a larger cached set
@@ -183,7 +213,7 @@ def load_latents(split: str, count: int, face_checkpoint: str | Path, start: int
     """
     if count < 1 or start < 0:
         raise ValueError(f"need count >= 1 and start >= 0, got count={count}, start={start}")
-    face_hash = file_hash(face_checkpoint)
+    face_hash = space_key(face_checkpoint)
     key = face_hash + source_hash(*LATENT_CODE)
     folder = data_dir(cache_dir) / "motion_latents"
     suffix = "" if motion_seed is None else f"-seed{motion_seed}"
@@ -194,7 +224,6 @@ def load_latents(split: str, count: int, face_checkpoint: str | Path, start: int
                 return subset(LatentSet.load(cached), range(count))
             except ValueError:
                 cached.unlink(missing_ok=True)      # damaged: rebuilt below
-    face = load_checkpoint(face_checkpoint, FaceModel)
     clip_dir = data_dir(cache_dir)
     indices = range(start, start + count)
     clips = [load_clip(i, split, clip_dir) if motion_seed is None else reseeded_clip(i, split, motion_seed)
@@ -204,7 +233,10 @@ def load_latents(split: str, count: int, face_checkpoint: str | Path, start: int
               flush=True)
     info = {"face_checkpoint": str(face_checkpoint), "face_hash": face_hash, "split": split, "start": start,
             "count": count, "motion_seed": motion_seed}
-    latents = encode_clips(face, clips, batch_size, info)
+    if face_hash == WORLD:
+        latents = world_parameters(clips, info)
+    else:
+        latents = encode_clips(load_checkpoint(face_checkpoint, FaceModel), clips, batch_size, info)
     latents.save(folder / f"{key}-{split}-{start}-{count}{suffix}.safetensors")
     return latents
 

@@ -29,7 +29,16 @@ from vasa_lib.world import speech as tts
 from vasa_lib.world.articulation import articulate
 from vasa_lib.world.behaviour import animate
 from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
-from vasa_lib.world.params import DYNAMICS_RANGES, EMOTIONS, FPS, POSE_RANGES, SAMPLE_RATE
+from vasa_lib.world.params import (
+    DEFAULT_FRAMING,
+    DYNAMICS_RANGES,
+    EMOTIONS,
+    FPS,
+    POSE_DIM,
+    POSE_RANGES,
+    SAMPLE_RATE,
+    clamp_params,
+)
 from vasa_lib.world.renderer import render
 from vasa_lib.world.sentences import sentence_for
 
@@ -221,11 +230,21 @@ def natural_motion(split: str, n: int, n_clips: int, seed: int,
 
 
 def render_clip(clip: Clip, size: int = 128, start: int = 0, stop: int | None = None,
-                device: str | torch.device = "cpu") -> torch.Tensor:
+                device: str | torch.device = "cpu", framing: str = DEFAULT_FRAMING) -> torch.Tensor:
     """Render frames start..stop of a clip: (T, 3, size, size) in [0, 1]."""
     pose = torch.from_numpy(clip.pose[start:stop]).to(device)
     dynamics = torch.from_numpy(clip.dynamics[start:stop]).to(device)
-    return render(clip.identity.to(device).expand(len(pose), -1), pose, dynamics, size=size)
+    return render(clip.identity.to(device).expand(len(pose), -1), pose, dynamics, size=size, framing=framing)
+
+
+def render_motion(identity: torch.Tensor, motion: torch.Tensor, size: int = 128,
+                  framing: str = DEFAULT_FRAMING) -> torch.Tensor:
+    """A person (IDENTITY_DIM,) moving with world-space motion (T, 17) = [pose, dynamics], as a
+    motion generator trained on the world's parameters makes it, each value clamped into its
+    range: frames (T, 3, size, size)."""
+    pose = clamp_params(motion[:, :POSE_DIM], "pose")
+    dynamics = clamp_params(motion[:, POSE_DIM:], "dynamics")
+    return render(identity.expand(len(motion), -1), pose, dynamics, size=size, framing=framing)
 
 
 def with_motion(clip: Clip, pose: np.ndarray, dynamics: np.ndarray) -> Clip:

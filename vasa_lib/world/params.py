@@ -116,6 +116,13 @@ POSE_LIMITS = _ranges_tensor(POSE_NAMES, POSE_RANGES)            # (6, 2) low, h
 DYNAMICS_LIMITS = _ranges_tensor(DYNAMICS_NAMES, DYNAMICS_RANGES)  # (11, 2)
 
 
+def clamp_params(values: torch.Tensor, kind: str) -> torch.Tensor:
+    """A (..., D) pose or dynamics tensor with each value clamped into its range (generated motion
+    can step slightly outside the world's ranges)."""
+    limits = {"pose": POSE_LIMITS, "dynamics": DYNAMICS_LIMITS}[kind].to(values.device)
+    return values.clamp(limits[:, 0], limits[:, 1])
+
+
 def check_params(values: torch.Tensor, kind: str) -> torch.Tensor:
     """Validate a (..., D) pose or dynamics tensor: right size, finite, inside its ranges.
 
