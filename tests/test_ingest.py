@@ -3,6 +3,10 @@ resuming, the pose estimate, and a tiny end-to-end run (ingest -> face -> latent
 generate)."""
 
 import json
+import os
+import shutil
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +18,20 @@ from vasa_lib.data import ingest as ingest_module
 from vasa_lib.data.dataset import load_dataset
 from vasa_lib.data.detect import anchors, detect_faces
 from vasa_lib.data.headpose import _render_keypoints, estimate_pose
-from vasa_lib.data.ingest import FACE_OFFSET, FACE_SHARE, ingest, world_framing
-from vasa_lib.data.samples import make_sample_folder, photo, world_video
+from vasa_lib.data.ingest import (
+    FACE_OFFSET,
+    FACE_SHARE,
+    IngestConfig,
+    ingest,
+    read_audio,
+    resampled_frames,
+    world_framing,
+)
+from vasa_lib.data.samples import flash_and_beep, make_sample_folder, photo, world_video
 from vasa_lib.eval.probes import r2_per_column
-from vasa_lib.world.clips import load_clip, make_clip
+from vasa_lib.video import write_video
+from vasa_lib.world.clips import HOP, load_clip, make_clip, render_clip
+from vasa_lib.world.params import FPS, SAMPLE_RATE
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +44,15 @@ def samples(tmp_path_factory) -> tuple[Path, dict]:
 def dataset(samples, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("dataset")
     return out, ingest(samples[0], out, progress=False)
+
+
+@pytest.fixture
+def one_video(samples, tmp_path) -> Path:
+    """A folder holding a copy of one world video of the samples (it makes one clip)."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(next(samples[0].glob("person*/*.mp4")), folder / "talk.mp4")
+    return folder
 
 
 def test_anchors_cover_the_image_in_two_grids():
@@ -124,6 +147,76 @@ def test_command_line_prints_the_summary_and_refuses_a_missing_folder(samples, t
     assert summary["outcome"]["short.mp4"] == ["too short"] and summary["outcome"]["truncated.mp4"] == ["unreadable"]
     with pytest.raises(SystemExit, match="no folder of videos"):
         ingest_module.main([str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+
+
+def test_frames_without_a_face_get_keypoints_from_their_neighbours(tmp_path):
+    # a kept clip may have a tenth of its frames without a face (face_share): their keypoints, and
+    # so the pose label of the face model and the motion generator's distance control, must be numbers
+    clip = load_clip(0, "test")
+    frames = render_clip(clip, size=256)
+    frames[20:23] = 0.5                                              # three frames without a face
+    write_video(tmp_path / "videos" / "gaps.mp4", frames, clip.audio[: len(frames) * HOP])
+    summary = ingest(tmp_path / "videos", tmp_path / "out", IngestConfig(cut=1.0), progress=False)
+    assert summary["clips_kept"] == 1
+    (kept,) = load_dataset(tmp_path / "out")
+    assert np.isfinite(kept.keypoints).all() and np.isfinite(kept.pose).all()
+
+
+@pytest.mark.parametrize("name, video_start, audio_start", [("late.mkv", 0.52, 0.52), ("audio_late.mp4", 0.0, 0.3),
+                                                             ("video_late.mp4", 0.32, 0.0), ("broadcast.ts", 1.4, 1.4)])
+def test_sound_and_picture_stay_in_step_in_files_that_do_not_start_at_zero(tmp_path, name, video_start, audio_start):
+    path = flash_and_beep(tmp_path / name, video_start, audio_start, at=round(max(video_start, audio_start)) + 1.0)
+    flash = np.argmax([image.mean() for image in resampled_frames(path)]) / FPS
+    beep = np.argmax(np.abs(read_audio(path)) > 0.1) / SAMPLE_RATE
+    assert abs(flash - beep) < 1 / FPS, (flash, beep)
+
+
+def test_a_second_reading_short_of_frames_writes_no_clip_and_is_tried_again(one_video, tmp_path, monkeypatch):
+    real, readings = ingest_module.resampled_frames, []
+
+    def short_second_reading(path):
+        readings.append(path)
+        return real(path) if len(readings) == 1 else islice(real(path), 30)
+
+    monkeypatch.setattr(ingest_module, "resampled_frames", short_second_reading)
+    summary = ingest(one_video, tmp_path / "out", progress=False)
+    assert summary["clips_kept"] == 0 and summary["rejected"] == {"read error": 1}
+    assert not list((tmp_path / "out").glob("clips/*.npz"))
+    monkeypatch.setattr(ingest_module, "resampled_frames", real)
+    again = ingest(one_video, tmp_path / "out", progress=False)
+    assert again["resumed"] == 0 and again["clips_kept"] == 1
+
+
+def test_a_passing_read_error_is_tried_again_and_a_copy_is_not_ingested_again(one_video, tmp_path, monkeypatch):
+    def failing_disk(path):
+        raise OSError(5, "Input/output error", str(path))
+
+    real = ingest_module.scan
+    monkeypatch.setattr(ingest_module, "scan", failing_disk)
+    first = ingest(one_video, tmp_path / "out", progress=False)
+    assert first["rejected"] == {"read error": 1} and not list((tmp_path / "out" / "videos").glob("*.json"))
+    monkeypatch.setattr(ingest_module, "scan", real)
+    second = ingest(one_video, tmp_path / "out", progress=False)
+    assert second["resumed"] == 0 and second["clips_kept"] == 1
+    os.utime(one_video / "talk.mp4", (0, 0))                  # a copy that kept the content, not the timestamps
+    third = ingest(one_video, tmp_path / "out", progress=False)
+    assert third["resumed"] == 1 and third["clips_kept"] == 1
+    assert len(list((tmp_path / "out" / "clips").glob("*.npz"))) == 1
+
+
+def test_command_line_options_follow_the_settings_types(tmp_path, monkeypatch):
+    @dataclass
+    class WithSwitch(IngestConfig):
+        sync: bool = True
+        strict: bool = False
+
+    given = []
+    monkeypatch.setattr(ingest_module, "IngestConfig", WithSwitch)
+    monkeypatch.setattr(ingest_module, "ingest", lambda videos, out, config: given.append(config) or {"records": []})
+    ingest_module.main(["videos", "--out", str(tmp_path), "--no-sync", "--strict", "--size", "96"])
+    ingest_module.main(["videos", "--out", str(tmp_path)])
+    assert given[0].sync is False and given[0].strict is True and given[0].size == 96
+    assert given[1].sync is True and given[1].strict is False and given[1].size == 128
 
 
 def test_pose_estimate_follows_the_head_on_test_people():

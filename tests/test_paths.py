@@ -1,10 +1,13 @@
 """vasa_lib.paths finds the course's files from any folder, however the library was installed."""
 
+import os
 import subprocess
 import venv
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from vasa_lib import paths
 
@@ -73,3 +76,69 @@ def test_pip_install_dot_then_generate_from_another_folder(tmp_path):
 def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("VASA_DATA_DIR", str(tmp_path))
     assert paths.data_dir() == tmp_path and paths.data_dir("elsewhere") == Path("elsewhere")
+
+
+def test_write_atomic_writes_whole_files_or_none(tmp_path):
+    path = tmp_path / "folder" / "x.npz"
+    assert paths.write_atomic(path, lambda tmp: np.savez(tmp, x=np.ones(3))) == path
+    assert np.load(path)["x"].sum() == 3
+
+    def killed(tmp):
+        tmp.write_bytes(b"half a fi")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        paths.write_atomic(path, killed)
+    assert np.load(path)["x"].sum() == 3 and os.listdir(path.parent) == ["x.npz"]
+
+
+def _checkpoint(folder: Path) -> list[Path]:
+    from vasa_lib.checkpoint import save_checkpoint
+    from vasa_lib.face.identity_net import IdentityNet, IdentityNetConfig
+
+    return [save_checkpoint(IdentityNet(IdentityNetConfig(widths=(4,), embed_dim=4)), folder / "net.safetensors")]
+
+
+def _video(folder: Path) -> list[Path]:
+    from vasa_lib.video import write_video
+
+    return [write_video(folder / "clip.mp4", torch.rand(2, 3, 16, 16), np.zeros(1280, np.float32))]
+
+
+def _ingested(folder: Path) -> list[Path]:
+    from vasa_lib.data.ingest import ingest
+    from vasa_lib.video import write_video
+
+    noise = np.random.default_rng(0).normal(0, 0.1, 6400).astype(np.float32)
+    write_video(folder / "videos" / "short.mp4", torch.rand(10, 3, 32, 32), noise)
+    ingest(folder / "videos", folder / "dataset", progress=False)
+    return [folder / "dataset" / "summary.json", *(folder / "dataset" / "videos").glob("*.json")]
+
+
+def _latents(folder: Path) -> list[Path]:
+    from vasa_lib.motion.latents import LatentSet
+
+    frames, clips = 4, 1
+    latents = LatentSet(torch.zeros(frames, 8), torch.zeros(frames, 320), torch.zeros(frames, 6),
+                        torch.zeros(frames, 11), torch.tensor([0, frames]), torch.zeros(clips, 2),
+                        torch.ones(clips, 1), torch.zeros(clips, dtype=torch.long),
+                        torch.zeros(clips, dtype=torch.long), torch.zeros(clips, dtype=torch.bool))
+    return [latents.save(folder / "latents.safetensors")]
+
+
+def _clip(folder: Path) -> list[Path]:
+    from vasa_lib.world.clips import make_clip, save_clip
+
+    save_clip(make_clip(0, "test"), folder / "clip.npz")
+    return [folder / "clip.npz"]
+
+
+@pytest.mark.parametrize("write", [_checkpoint, _video, _ingested, _latents, _clip], ids=lambda f: f.__name__[1:])
+def test_written_files_get_ordinary_permissions(write, tmp_path):
+    umask = os.umask(0o027)
+    try:
+        written = write(tmp_path)
+    finally:
+        os.umask(umask)
+    assert written and {oct(path.stat().st_mode & 0o777) for path in written} == {oct(0o640)}
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]          # no temporary file left

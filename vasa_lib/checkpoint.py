@@ -8,7 +8,6 @@ ValueError naming the first problem (truncated file, missing, unexpected or wron
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from vasa_lib.paths import write_atomic
+
 
 def save_checkpoint(model: nn.Module, path: str | Path, info: dict[str, Any] | None = None) -> Path:
     """Write model.state_dict() to `path` (.safetensors) and `path` with suffix .json.
@@ -26,13 +27,9 @@ def save_checkpoint(model: nn.Module, path: str | Path, info: dict[str, Any] | N
     command) is stored with it. The file is written atomically (a killed run never leaves half a file).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {"model": type(model).__name__, "config": asdict(model.config), "info": info or {}}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, tmp, metadata={"vasa_lib": json.dumps(record)})
-    tmp.chmod(0o644)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata={"vasa_lib": json.dumps(record)}))
     path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     return path
 

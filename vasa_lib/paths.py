@@ -1,4 +1,5 @@
-"""Where the course's files are: checkpoints, configs, portraits, and the data cache.
+"""Where the course's files are: checkpoints, configs, portraits, and the data cache; and how a
+file is written whole or not at all (`write_atomic`).
 
 This module is the one place that knows. The course's folder holds `assets/checkpoints/`,
 `assets/portraits/` and `configs/`; it is the first of
@@ -12,6 +13,10 @@ looked in. `$VASA_CHECKPOINT_DIR` points at another folder of checkpoints.
 Data (the world's clips, encoded motion latents) is cached under `$VASA_DATA_DIR`, else
 `~/.cache/vasa_lib`. A cache entry is keyed by `source_hash` of the code that made it, so a cache
 written by other code, or on another version of the course, is never read as current.
+
+Every file the library writes for later (checkpoints, videos, cached clips and latents, ingested
+clips and records) goes through `write_atomic`: a killed run never leaves half a file, and the
+file gets the permissions of any file a program makes (0666 less the umask: 0644 usually).
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import functools
 import hashlib
 import importlib.metadata
 import os
+import secrets
 import site
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -98,3 +105,24 @@ def source_hash(*modules: str) -> str:
             digest.update(file.relative_to(PACKAGE_DIR).as_posix().encode())
             digest.update(file.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Write a file whole or not at all: `write(tmp)` writes a temporary file beside `path` (a
+    hidden name, unique to the call, with path's suffix, so that np.savez adds none), which then
+    replaces `path` in one step. An error or Ctrl-C half-way leaves no file behind and keeps an
+    existing `path`. The file gets the permissions of a file created the ordinary way (0666 less
+    the umask), whatever `write` gives it (safetensors and mkstemp make files private). Returns
+    `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}-{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        tmp.touch(exist_ok=False)
+        mode = tmp.stat().st_mode & 0o777
+        write(tmp)
+        tmp.chmod(mode)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -8,7 +8,6 @@ an error half-way never leaves a broken video behind or replaces a good one.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
+from vasa_lib.paths import write_atomic
 from vasa_lib.world.params import FPS, SAMPLE_RATE
 
 
@@ -58,11 +58,9 @@ def write_video(
             raise ValueError(f"audio must be mono with shape (N,), got {audio.shape}")
         if not np.isfinite(audio).all():
             raise ValueError("audio contains NaN or inf values")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent, prefix=f".{path.stem}-")
-    os.close(fd)
-    try:
-        with av.open(tmp, mode="w", format="mp4") as container:
+
+    def encode(tmp: Path) -> None:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
             for key, value in (metadata or {}).items():
                 container.metadata[key] = value
             video = None
@@ -89,11 +87,8 @@ def write_video(
                     frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, Fraction(1, sample_rate)
                     container.mux(sound.encode(frame))
                 container.mux(sound.encode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    return write_atomic(path, encode)
 
 
 def read_video(path: str | os.PathLike) -> tuple[torch.Tensor, np.ndarray | None, dict]:

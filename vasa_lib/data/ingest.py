@@ -5,7 +5,8 @@
 Each video (mp4, mkv, webm, mov; in VIDEO_FOLDER or one folder per person below it) is read
 twice with PyAV, so memory holds a few frames whatever the video's length:
 1. scan: frames resampled to 25 fps, each searched for faces (`detect.detect_faces`), a small
-   grey thumbnail kept to find shot changes; the audio resampled to 16 kHz mono;
+   grey thumbnail kept to find shot changes; the audio resampled to 16 kHz mono. Frames and sound
+   share one clock, time 0 being the file's start (`start_time`: files need not start at 0);
 2. cut: shots split where consecutive thumbnails differ by more than `cut`, shots longer than
    `max_seconds` split evenly; each piece is kept or rejected with one reason (`REASONS`);
 3. crop: for a kept piece, a square crop per frame, framed as the world frames a head at its
@@ -13,14 +14,18 @@ twice with PyAV, so memory holds a few frames whatever the video's length:
    the crop follows a camera's pan or a person's drift but the head's own motion (turns, nods,
    leaning in) stays visible in it; resized to `size` pixels. Parts of a crop outside the video
    are black. A crop normalises the head's size: a clip's mean distance reads as about 1, the
-   world's nominal, whatever the camera's distance was.
+   world's nominal, whatever the camera's distance was. The second reading must give every
+   frame of the first (`crop_pieces`).
 
 A kept clip is one file `clips/{name}.npz`: frames (T, size, size, 3) uint8 at 25 fps, audio
 (T * 640,) float32 at 16 kHz, crop (T, 3) its centre x, y and side in the video's pixels,
-keypoints (T, 6, 2) in crop pixels, person (the folder or file it came from). Every file is
-written whole or not at all; each video's outcome is recorded in `videos/{key}.json` once all
-its clips are written, so an interrupted run resumes where it stopped, and `summary.json` lists
-what was kept and why the rest was not.
+keypoints (T, 6, 2) in crop pixels (in frames without a face, filled from their neighbours), person
+(the folder or file it came from). Every file is written whole or not at all; each video's outcome
+is recorded in `videos/{key}.json` (`video_key`: its path, content and the settings) once all its
+clips are written, so an interrupted run resumes where it stopped, and `summary.json` lists what
+was kept and why the rest was not. A file that cannot be decoded is recorded as "unreadable"; a
+"read error" (of the disk, or of a file that changed while it was read) is not recorded, and the
+next run tries that video again.
 """
 
 from __future__ import annotations
@@ -28,9 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +45,7 @@ from scipy.ndimage import gaussian_filter1d
 from tqdm.auto import tqdm
 
 from vasa_lib.data.detect import detect_faces
+from vasa_lib.paths import write_atomic
 from vasa_lib.video import to_uint8_frames
 from vasa_lib.world.params import FPS, SAMPLE_RATE
 
@@ -54,6 +58,7 @@ FACE_SHARE = 0.37
 FACE_OFFSET = (0.0, 0.05)
 REASONS = {
     "unreadable": "the file cannot be decoded as a video",
+    "read error": "the file could not be read this time (tried again on the next run)",
     "no audio": "the video has no sound track",
     "silent": "the sound track is silent",
     "no face": "no face is found in too many frames",
@@ -80,6 +85,10 @@ class IngestConfig:
     smooth_seconds: float = 2.0
 
 
+class Unreadable(ValueError):
+    """The file itself cannot be read as a video (no video stream, no frames)."""
+
+
 @dataclass
 class Scan:
     """What pass 1 found in a video of T frames at 25 fps: per frame the number of faces,
@@ -94,16 +103,24 @@ class Scan:
     frame_size: tuple[int, int]
 
 
+def start_time(container: av.container.InputContainer) -> float:
+    """When a file starts, in seconds of its streams' timestamps (its first stream's start; MPEG-TS,
+    some mkv and webm files and mp4 with edit lists do not start at 0): time 0 of its frames and
+    its sound."""
+    return 0.0 if container.start_time is None else container.start_time / av.time_base
+
+
 def resampled_frames(path: Path) -> Iterator[np.ndarray]:
-    """The video's frames at 25 fps as (H, W, 3) uint8: at each tick the latest frame shown."""
+    """The video's frames at 25 fps as (H, W, 3) uint8: at each tick (from `start_time`) the
+    latest frame shown."""
     with av.open(str(path)) as container:
         if not container.streams.video:
-            raise ValueError("no video stream")
+            raise Unreadable("no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        tick, last, last_time = 0, None, 0.0
+        origin, tick, last, last_time = start_time(container), 0, None, 0.0
         for frame in container.decode(stream):
-            time = float(frame.time if frame.time is not None else last_time)
+            time = float(frame.time) - origin if frame.time is not None else last_time
             while last is not None and tick / FPS < time:
                 yield last
                 tick += 1
@@ -115,16 +132,21 @@ def resampled_frames(path: Path) -> Iterator[np.ndarray]:
 
 
 def read_audio(path: Path) -> np.ndarray | None:
-    """The first sound track as 16 kHz mono float32 (N,), or None if there is none."""
+    """The first sound track as 16 kHz mono float32 (N,), sample 0 at time 0 of `start_time` (the
+    frames' clock: silence before a track that starts later), or None if there is none."""
     with av.open(str(path)) as container:
         if not container.streams.audio:
             return None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        chunks = []
+        origin, first, chunks = start_time(container), None, []
         for frame in container.decode(container.streams.audio[0]):
+            if first is None:
+                first = origin if frame.time is None else float(frame.time)
             chunks += [f.to_ndarray()[0] for f in resampler.resample(frame)]
         chunks += [f.to_ndarray()[0] for f in resampler.resample(None)]
-    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    lead = 0 if first is None else round((first - origin) * SAMPLE_RATE)
+    return np.pad(audio, (lead, 0)) if lead >= 0 else audio[-lead:]
 
 
 def _thumbnail(image: np.ndarray) -> np.ndarray:
@@ -143,7 +165,7 @@ def scan(path: Path) -> Scan:
         change.append(0.0 if previous is None else float(np.abs(thumb - previous).mean()))
         previous, size = thumb, (image.shape[1], image.shape[0])
     if not counts:
-        raise ValueError("no frames")
+        raise Unreadable("no frames")
     return Scan(np.array(counts), np.array(boxes), np.array(keypoints), np.array(change), read_audio(path), size)
 
 
@@ -174,15 +196,21 @@ def judge(found: Scan, start: int, stop: int, config: IngestConfig) -> str | Non
     return None
 
 
+def fill_gaps(values: np.ndarray) -> np.ndarray:
+    """Per-frame values (T, ...) with NaN in the frames without a face (a box, keypoints), each
+    gap filled by linear interpolation between its neighbours (held at the ends)."""
+    flat = values.reshape(len(values), -1)
+    t, ok = np.arange(len(flat)), ~np.isnan(flat).any(1)
+    if not ok.any():
+        raise ValueError("fill_gaps needs a face in at least one frame")
+    return np.stack([np.interp(t, t[ok], column[ok]) for column in flat.T], 1).reshape(values.shape)
+
+
 def crop_track(boxes: np.ndarray, smooth_frames: float) -> np.ndarray:
     """Square crops (T, 3): centre x, y and side in the video's pixels, framed like the world at
     its nominal distance, from face boxes (T, 4) (NaN rows, frames without a face, are filled
-    from their neighbours) smoothed with a Gaussian of `smooth_frames` frames."""
-    t = np.arange(len(boxes))
-    ok = ~np.isnan(boxes[:, 0])
-    if not ok.any():
-        raise ValueError("crop_track needs a face box in at least one frame")
-    filled = np.stack([np.interp(t, t[ok], boxes[ok, k]) for k in range(4)], 1)
+    from their neighbours: `fill_gaps`) smoothed with a Gaussian of `smooth_frames` frames."""
+    filled = fill_gaps(boxes)
     side = (filled[:, 2] - filled[:, 0] + filled[:, 3] - filled[:, 1]) / 2 / FACE_SHARE
     centre = (filled[:, :2] + filled[:, 2:]) / 2 - np.asarray(FACE_OFFSET) * side[:, None]
     track = np.concatenate([centre, side[:, None]], 1)
@@ -214,25 +242,30 @@ def world_framing(n_people: int = 64, size: int = 256) -> tuple[float, tuple[flo
     return float(np.mean([f.size / size for f in faces])), (float(offset[0]), float(offset[1]))
 
 
-def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def crop_pieces(path: Path, plan: list[tuple[int, int, np.ndarray]], size: int, n: int) -> list[np.ndarray]:
+    """Pass 2 over a video of n frames: for each planned piece (start, stop, crop track (stop -
+    start, 3)) its crops (stop - start, size, size, 3) uint8. OSError if the video does not give
+    the n frames of pass 1 again (it changed while it was read)."""
+    frames = [np.empty((stop - start, size, size, 3), np.uint8) for start, stop, _ in plan]
+    count = 0
+    for t, image in enumerate(resampled_frames(path)):
+        for k, (start, stop, track) in enumerate(plan):
+            if start <= t < stop:
+                frames[k][t - start] = crop(image, *track[t - start], size)
+        count = t + 1
+    if count != n:
+        raise OSError(f"{path.name} gave {count} frames on its second reading and {n} on its first")
+    return frames
 
 
 def video_key(path: Path, root: Path, config: IngestConfig) -> str:
-    """A file name for a video's record: its path below root, and a hash of that path, its size,
-    its modification time and the settings (an edited video, or other settings, ingest again)."""
-    stat = path.stat()
+    """A file name for a video's record: its path below root, and a hash of that path, its content
+    and the settings (an edited video, or other settings, ingest again; a copy does not)."""
     rel = path.relative_to(root).as_posix()
+    with open(path, "rb") as f:
+        content = hashlib.file_digest(f, "sha256").hexdigest()
     settings = json.dumps(asdict(config), sort_keys=True)
-    digest = hashlib.sha256(f"{rel}|{stat.st_size}|{stat.st_mtime_ns}|{settings}".encode()).hexdigest()[:10]
+    digest = hashlib.sha256(f"{rel}|{content}|{settings}".encode()).hexdigest()[:10]
     return f"{rel.rsplit('.', 1)[0].replace('/', '__')}-{digest}"
 
 
@@ -243,45 +276,42 @@ def person_of(path: Path, root: Path) -> str:
     return rel.parts[0] if len(rel.parts) > 1 else path.stem
 
 
-def ingest_video(path: Path, root: Path, out: Path, config: IngestConfig) -> dict:
-    """Ingest one video into out/clips; returns its record: the clips kept and the pieces
-    rejected, each with its frame range and reason (or the whole video's reason)."""
-    key, record = video_key(path, root, config), {"video": path.relative_to(root).as_posix(),
-                                          "person": person_of(path, root), "kept": [], "rejected": []}
+def ingest_video(path: Path, root: Path, out: Path, config: IngestConfig, key: str) -> dict:
+    """Ingest one video into out/clips, its clips named after its `video_key`; returns its record:
+    the clips kept and the pieces rejected, each with its frame range and reason (or the whole
+    video's reason: "unreadable" if it cannot be decoded, "read error" if reading it failed)."""
+    record = {"video": path.relative_to(root).as_posix(), "person": person_of(path, root), "kept": [],
+              "rejected": []}
     try:
         found = scan(path)
-    except (av.error.FFmpegError, ValueError, EOFError, OSError) as error:
+        n = len(found.counts)
+        record.update(frames=n, seconds=round(n / FPS, 2), frame_size=list(found.frame_size))
+        if found.audio is None:
+            return {**record, "rejected": [{"reason": "no audio"}]}
+        audio = np.pad(found.audio, (0, max(0, n * HOP - len(found.audio))))[: n * HOP]
+        if np.sqrt(np.mean(audio**2)) < config.silence:
+            return {**record, "rejected": [{"reason": "silent"}]}
+        plan = []
+        for start, stop in pieces(found.change, config.cut, int(config.max_seconds * FPS)):
+            reason = judge(found, start, stop, config)
+            if reason:
+                record["rejected"].append({"start": start, "stop": stop, "reason": reason})
+            else:
+                plan.append((start, stop, crop_track(found.boxes[start:stop], config.smooth_seconds * FPS)))
+        frames = crop_pieces(path, plan, config.size, n) if plan else []
+    except OSError as error:                # first: PyAV's errors of the file system are OSErrors too
+        return {**record, "rejected": [{"reason": "read error", "detail": str(error)}]}
+    except (av.error.FFmpegError, Unreadable) as error:
         return {**record, "rejected": [{"reason": "unreadable", "detail": str(error)}]}
-    n = len(found.counts)
-    record.update(frames=n, seconds=round(n / FPS, 2), frame_size=list(found.frame_size))
-    if found.audio is None:
-        return {**record, "rejected": [{"reason": "no audio"}]}
-    audio = np.pad(found.audio, (0, max(0, n * HOP - len(found.audio))))[: n * HOP]
-    if np.sqrt(np.mean(audio**2)) < config.silence:
-        return {**record, "rejected": [{"reason": "silent"}]}
-    plan = []
-    for start, stop in pieces(found.change, config.cut, int(config.max_seconds * FPS)):
-        reason = judge(found, start, stop, config)
-        if reason:
-            record["rejected"].append({"start": start, "stop": stop, "reason": reason})
-        else:
-            plan.append((start, stop, crop_track(found.boxes[start:stop], config.smooth_seconds * FPS)))
-    if plan:
-        frames = {k: np.empty((stop - start, config.size, config.size, 3), np.uint8) for k, (start, stop, _) in
-                  enumerate(plan)}
-        for t, image in enumerate(resampled_frames(path)):
-            for k, (start, stop, track) in enumerate(plan):
-                if start <= t < stop:
-                    frames[k][t - start] = crop(image, *track[t - start], config.size)
-        for k, (start, stop, track) in enumerate(plan):
-            name = f"{key}-{k:03d}"
-            scale = config.size / track[:, 2:3, None]
-            points = (found.keypoints[start:stop] - track[:, None, :2]) * scale + config.size / 2
-            arrays = {"frames": frames[k], "audio": audio[start * HOP: stop * HOP].astype(np.float32),
-                      "crop": track.astype(np.float32), "keypoints": points.astype(np.float32),
-                      "person": np.array(record["person"])}
-            _write_atomic(out / "clips" / f"{name}.npz", lambda tmp, a=arrays: np.savez(tmp, **a))
-            record["kept"].append({"clip": name, "start": start, "stop": stop})
+    for k, (start, stop, track) in enumerate(plan):
+        name = f"{key}-{k:03d}"
+        scale = config.size / track[:, 2:3, None]
+        points = (fill_gaps(found.keypoints[start:stop]) - track[:, None, :2]) * scale + config.size / 2
+        arrays = {"frames": frames[k], "audio": audio[start * HOP: stop * HOP].astype(np.float32),
+                  "crop": track.astype(np.float32), "keypoints": points.astype(np.float32),
+                  "person": np.array(record["person"])}
+        write_atomic(out / "clips" / f"{name}.npz", lambda tmp, a=arrays: np.savez(tmp, **a))
+        record["kept"].append({"clip": name, "start": start, "stop": stop})
     return record
 
 
@@ -293,7 +323,8 @@ def find_videos(folder: Path) -> list[Path]:
 
 def ingest(folder: str | Path, out: str | Path, config: IngestConfig | None = None, progress: bool = True) -> dict:
     """Ingest every video of a folder (see the module's docstring) and write out/summary.json;
-    videos already recorded in out/videos are not done again. Returns the summary."""
+    videos already recorded in out/videos are not done again, nor recorded after a read error.
+    Returns the summary."""
     folder, out, config = Path(folder), Path(out), config or IngestConfig()
     if not folder.is_dir():
         raise ValueError(f"no folder of videos at {folder}")
@@ -302,13 +333,15 @@ def ingest(folder: str | Path, out: str | Path, config: IngestConfig | None = No
         raise ValueError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
     records, resumed = [], 0
     for path in tqdm(videos, desc="ingesting", unit="video", disable=not progress):
-        done = out / "videos" / f"{video_key(path, folder, config)}.json"
+        key = video_key(path, folder, config)
+        done = out / "videos" / f"{key}.json"
         if done.exists():
             records.append(json.loads(done.read_text()))
             resumed += 1
             continue
-        record = ingest_video(path, folder, out, config)
-        _write_atomic(done, lambda tmp, r=record: Path(tmp).write_text(json.dumps(r, indent=1)))
+        record = ingest_video(path, folder, out, config, key)
+        if all(x["reason"] != "read error" for x in record["rejected"]):    # else tried again next time
+            write_atomic(done, lambda tmp, r=record: tmp.write_text(json.dumps(r, indent=1)))
         records.append(record)
     kept = [c for r in records for c in r["kept"]]
     reasons = [x["reason"] for r in records for x in r["rejected"]]
@@ -317,7 +350,7 @@ def ingest(folder: str | Path, out: str | Path, config: IngestConfig | None = No
                "people": len({r["person"] for r in records if r["kept"]}),
                "rejected": {reason: reasons.count(reason) for reason in REASONS if reason in reasons},
                "config": asdict(config), "records": records}
-    _write_atomic(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
+    write_atomic(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=1)))
     return summary
 
 
@@ -326,7 +359,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("videos", help="a folder of videos, or of one folder of videos per person")
     parser.add_argument("--out", required=True, help="the dataset folder to write (resumed if it exists)")
     for name, value in asdict(IngestConfig()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        option = f"--{name.replace('_', '-')}"
+        if isinstance(value, bool):         # --name / --no-name: type=bool would read "False" as True
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            parser.add_argument(option, type=type(value), default=value)
     args = parser.parse_args(argv)
     config = IngestConfig(**{name: getattr(args, name) for name in asdict(IngestConfig())})
     try:

@@ -5,13 +5,16 @@
 - a real photograph that ships with matplotlib (Grace Hopper), moved and zoomed over time and
   given a synthetic voice;
 - the cases ingestion must refuse: two faces, no face, no or a silent sound track, a shot too
-  short, a face too small, a truncated file; and a video with a cut between two shots.
+  short, a face too small, a truncated file; and a video with a cut between two shots;
+- a flash and a beep at the same moment, in files whose picture and sound do not start at 0.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 from einops import rearrange
@@ -21,7 +24,7 @@ from PIL import Image
 from vasa_lib.video import write_video
 from vasa_lib.world import speech as tts
 from vasa_lib.world.clips import HOP, Clip, render_clip
-from vasa_lib.world.params import FPS
+from vasa_lib.world.params import FPS, SAMPLE_RATE
 
 PHOTO = "grace_hopper.jpg"    # in matplotlib's sample data: a real portrait that ships with a package
 
@@ -92,6 +95,34 @@ def truncated_copy(source: Path, path: Path, share: float = 0.5) -> Path:
     """The first `share` of a video file's bytes: what an interrupted download leaves."""
     data = source.read_bytes()
     path.write_bytes(data[: int(len(data) * share)])
+    return path
+
+
+def flash_and_beep(path: Path, video_start: float, audio_start: float, at: float = 1.2,
+                   seconds: float = 2.0) -> Path:
+    """A dark 64-pixel video whose picture flashes white at `at` seconds while its sound beeps, its
+    picture's timestamps starting at `video_start` and its sound's at `audio_start` (as in MPEG-TS,
+    some mkv and webm, and mp4 with edit lists); the container follows the file's suffix. Read in
+    step, the flash and the beep come at the same time."""
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        sound = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        for k in range(round(video_start * FPS), round((video_start + seconds) * FPS)):
+            image = np.full((64, 64, 3), 255 if k == round(at * FPS) else 0, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = k, Fraction(1, FPS)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        audio = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+        beep = round((at - audio_start) * SAMPLE_RATE)
+        audio[beep:beep + HOP] = 0.5 * np.sin(2 * np.pi * 1000 / SAMPLE_RATE * np.arange(HOP))
+        first = round(audio_start * SAMPLE_RATE)
+        for start in range(0, len(audio), 1024):
+            frame = av.AudioFrame.from_ndarray(audio[None, start:start + 1024], format="flt", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, first + start, Fraction(1, SAMPLE_RATE)
+            container.mux(sound.encode(frame))
+        container.mux(sound.encode())
     return path
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from safetensors.torch import save_file
 from vasa_lib.audio.mel import audio_frame_features
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.face.model import FaceModel
-from vasa_lib.paths import course_path, data_dir, source_hash
+from vasa_lib.paths import course_path, data_dir, source_hash, write_atomic
 from vasa_lib.world.clips import CLIP_CODE, Clip, load_clip, make_clip, render_clip
 from vasa_lib.world.params import EMOTIONS, POSE_DIM
 from vasa_lib.world.speech import TEST_VOICES
@@ -119,15 +118,11 @@ class LatentSet:
 
     def save(self, path: str | Path) -> Path:
         """Write the set (and its statistics) as one safetensors file, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         mean, std = self.stats()
         tensors = {name: getattr(self, name).contiguous() for name in (*PER_FRAME, "offsets", *PER_CLIP)}
         tensors.update(motion_mean=mean, motion_std=std)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")    # one per process: writers may race
-        save_file(tensors, tmp, metadata={"vasa_lib_latents": json.dumps({"version": LATENTS_VERSION, **self.info})})
-        os.replace(tmp, path)
-        return path
+        metadata = {"vasa_lib_latents": json.dumps({"version": LATENTS_VERSION, **self.info})}
+        return write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
     @classmethod
     def load(cls, path: str | Path) -> LatentSet:

@@ -15,7 +15,6 @@ hash of the code that makes clips (`CLIP_CODE`), so a cache written by other cod
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vasa_lib.paths import source_hash
+from vasa_lib.paths import source_hash, write_atomic
 from vasa_lib.world import speech as tts
 from vasa_lib.world.articulation import articulate
 from vasa_lib.world.behaviour import animate
@@ -149,16 +148,13 @@ def _cache_path(cache_dir: Path, split: str, index: int) -> Path:
 
 def save_clip(clip: Clip, path: Path) -> None:
     """Store a clip's audio, parameters and metadata as .npz (written atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")    # one per process: writers may race
-    np.savez(
+    write_atomic(path, lambda tmp: np.savez(
         tmp, audio=clip.audio, pose=clip.pose, dynamics=clip.dynamics,
         symbols=np.array([p.symbol for p in clip.phonemes], dtype=str),
         times=np.array([[p.start, p.end] for p in clip.phonemes], dtype=np.float64).reshape(-1, 2),
         meta=np.array([clip.split, str(clip.index), clip.text, clip.voice, str(clip.identity_id), clip.emotion,
                        str(clip.gaze[0]), str(clip.gaze[1]), str(clip.distance)]),
-    )
-    tmp.replace(path)
+    ))
 
 
 def read_clip(path: Path) -> Clip:
