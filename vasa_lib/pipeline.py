@@ -358,7 +358,8 @@ class Talker:
                                           ("identity_net", IdentityNet, "face_identity_net")):
             path = Path(folder) / f"{name}.safetensors"
             if not path.exists():
-                command = f"python -m vasa_lib.train {name.split('_')[0]} --config configs/{config}.toml"
+                command = (f"python -m vasa_lib.train {name.split('_')[0]} --config configs/{config}.toml "
+                           f"--checkpoint {path}")
                 raise FileNotFoundError(f"no checkpoint at {path}: train it with `{command}`")
             models[name] = load_checkpoint(path, model_class, device)
         return cls(models["face"], models["motion"], models["identity_net"], **kwargs)

@@ -12,7 +12,9 @@ face, identity and motion also train on real video: `--data DATASET_FOLDER`, a f
 Configs are TOML files (read with tomllib) with a [model] table (the model's config), a [data]
 table, a [train] table and, for the face model, a [loss] table. Training saves a safetensors
 checkpoint (config stored inside and in a .json beside it) every few minutes, so a killed run
-still leaves a usable model, and a card (.md) beside it at the end.
+still leaves a usable model, and a card (.md) beside it at the end. The configs write under runs/:
+a shipped checkpoint (assets/checkpoints) changes only when a command names it (`--checkpoint`,
+`--out`).
 """
 
 from __future__ import annotations
@@ -374,9 +376,10 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
     return path
 
 
-def train_evaluators(config_path: str, command: str = "") -> list[Path]:
+def train_evaluators(config_path: str, command: str = "", out: str | None = None) -> list[Path]:
     """Fit the motion evaluators (probes, SyncNet, CAPP, emotion classifier) on train latents and
-    save each as assets/checkpoints/eval_{name}.safetensors with a card; returns the paths."""
+    save each as eval_{name}.safetensors with a card in the folder `out`, else [train]
+    checkpoint_dir (default runs/evaluators); returns the paths."""
     from vasa_lib.eval.motion import EVALUATORS, evaluator_path
     from vasa_lib.eval.motion import train_evaluators as fit_evaluators
     from vasa_lib.motion.latents import WORLD, load_latents, motion_space
@@ -392,7 +395,7 @@ def train_evaluators(config_path: str, command: str = "") -> list[Path]:
     info = {"command": command, "config_file": str(config_path), "face_checkpoint": data["face_checkpoint"],
             "face_hash": latents.info["face_hash"], "n_train_clips": data["n_train"],
             "n_train_frames": len(latents.motion), "torch": torch.__version__, **report}
-    folder = paths.course_path(train.get("checkpoint_dir", "assets/checkpoints"))
+    folder = paths.course_path(out or train.get("checkpoint_dir", "runs/evaluators"))
     written = []
     for name, model in models.items():
         path = save_checkpoint(model, evaluator_path(name, folder, str(face) == WORLD), info)
@@ -402,14 +405,17 @@ def train_evaluators(config_path: str, command: str = "") -> list[Path]:
     return written
 
 
-def train_reader(config_path: str, command: str = "", out: str | None = None) -> Path:
+def train_reader(config_path: str, command: str = "", out: str | None = None,
+                 checkpoint: str | None = None) -> Path:
     """Fit the parameter reader (`vasa_lib.eval.reader`) on renders of train-split people and save
-    it with a card; returns the checkpoint path. With `out`, checkpoint, card and log go there."""
+    it with a card at `checkpoint`, else [train] checkpoint; returns the checkpoint path. With
+    `out`, checkpoint, card and log go to that folder."""
     from vasa_lib.eval.reader import ReaderConfig
     from vasa_lib.eval.reader import train_reader as fit_reader
 
     cfg = read_config(config_path)
     train = cfg["train"]
+    train["checkpoint"] = checkpoint or train["checkpoint"]
     redirect(train, out)
     if out:
         log_to(Path(out), "train_reader.log")
@@ -451,8 +457,11 @@ def main(argv: list[str] | None = None) -> None:
                         "it learns)")
     evaluators = sub.add_parser("evaluators", help="the motion evaluators (probes, SyncNet, CAPP, emotion)")
     evaluators.add_argument("--config", default="configs/motion_evaluators.toml")
+    evaluators.add_argument("--out", help="write the evaluators and their cards to this folder "
+                            "(default: [train] checkpoint_dir)")
     reader = sub.add_parser("reader", help="the parameter reader (image -> pose and facial parameters)")
     reader.add_argument("--config", default="configs/reader.toml")
+    reader.add_argument("--checkpoint", help="override [train] checkpoint")
     reader.add_argument("--out", help="write the checkpoint, its card and the log to this folder")
     for video_trained in (face, ident, motion):
         video_trained.add_argument("--data", help="train on this folder of ingested video "
@@ -472,9 +481,9 @@ def main(argv: list[str] | None = None) -> None:
             overrides["face_checkpoint"] = args.face_checkpoint
         train_motion(args.config, overrides, command, args.data)
     elif args.model == "evaluators":
-        train_evaluators(args.config, command)
+        train_evaluators(args.config, command, args.out)
     elif args.model == "reader":
-        train_reader(args.config, command, args.out)
+        train_reader(args.config, command, args.out, args.checkpoint)
     else:
         overrides = {"checkpoint": args.checkpoint} if args.checkpoint else {}
         train_identity(args.config, overrides, command, args.data)

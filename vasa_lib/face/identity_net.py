@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vasa_lib.face.layers import ResBlock2d, down2d, norm
+from vasa_lib.optim import one_cycle
 from vasa_lib.world.identity import IDENTITY_FIELDS, IDENTITY_SLICES, IDENTITY_SPLITS, identity_from_id
 from vasa_lib.world.params import DYNAMICS_LIMITS, POSE_LIMITS
 
@@ -126,8 +127,7 @@ def train_identity_net(n_identities: int = 2000, steps: int = 600, people_per_ba
     g = torch.Generator().manual_seed(seed)
     net = IdentityNet(config)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    warmup = max(0.05, 2 / max(steps, 4))        # at least 2 steps: OneCycleLR divides by the warm-up's length
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=warmup)
+    sched = one_cycle(opt, lr, steps, warmup=0.05, final_div_factor=1e4)
     start = time.time()
     target = torch.arange(people_per_batch)
     for step in range(steps):

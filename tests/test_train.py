@@ -1,0 +1,66 @@
+"""The training command: where it writes by default, and that it works from any folder."""
+
+import inspect
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from vasa_lib import paths, train
+
+ROOT = Path(__file__).resolve().parent.parent
+# reader_portrait.toml is being edited in another change (issue 21, item 5): drop this mark once
+# its [train] checkpoint is under runs/ (strict: the test fails as soon as it is)
+EDITED_ELSEWHERE = pytest.mark.xfail(strict=True, reason="still writes the shipped eval_reader_portrait")
+
+
+@pytest.mark.parametrize("config", [pytest.param(path, marks=EDITED_ELSEWHERE) if path.name == "reader_portrait.toml"
+                                    else path for path in sorted((ROOT / "configs").glob("*.toml"))],
+                         ids=lambda path: path.name)
+def test_training_writes_under_runs_unless_told_otherwise(config):
+    # a shipped checkpoint (assets/checkpoints) changes only by a command that names it
+    settings = tomllib.loads(config.read_text()).get("train", {})
+    for key in ("checkpoint", "checkpoint_dir", "run_dir"):
+        if key in settings:
+            assert Path(settings[key]).parts[0] == "runs", (key, settings[key])
+
+
+@pytest.mark.parametrize("command, option, read", [
+    ("identity", "--checkpoint", lambda given: given["overrides"]["checkpoint"]),
+    ("reader", "--checkpoint", lambda given: given["checkpoint"]),
+    ("evaluators", "--out", lambda given: given["out"])], ids=["identity", "reader", "evaluators"])
+def test_every_training_command_can_name_where_it_writes(monkeypatch, command, option, read):
+    real, given = getattr(train, f"train_{command}"), {}
+    monkeypatch.setattr(train, f"train_{command}",
+                        lambda *args, **kwargs: given.update(inspect.signature(real).bind(*args, **kwargs).arguments))
+    train.main([command, option, "assets/checkpoints"])
+    assert read(given) == "assets/checkpoints"
+
+
+@pytest.fixture
+def course(tmp_path, monkeypatch) -> Path:
+    """A course folder of its own (VASA_HOME) with a tiny identity config, and the current folder
+    somewhere else."""
+    root = tmp_path / "course"
+    (root / "assets" / "checkpoints").mkdir(parents=True)
+    (root / "configs").mkdir()
+    (root / "configs" / "identity_tiny.toml").write_text(
+        '[model]\ninput_size = 16\nwidths = [4, 8]\nembed_dim = 8\n\n'
+        '[train_args]\nn_identities = 4\nsteps = 2\npeople_per_batch = 2\nsize = 32\n\n'
+        '[train]\ncheckpoint = "runs/identity_tiny/identity_tiny.safetensors"\n')
+    monkeypatch.setenv("VASA_HOME", str(root))
+    monkeypatch.delenv("VASA_CHECKPOINT_DIR", raising=False)
+    paths.course_root.cache_clear()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    yield root
+    paths.course_root.cache_clear()
+
+
+def test_training_from_another_folder_writes_the_card(course):
+    # the card copies the config, read (like the config itself) from the course's folder
+    train.main(["identity", "--config", "configs/identity_tiny.toml"])
+    card = (course / "runs" / "identity_tiny" / "identity_tiny.md").read_text()
+    assert "n_identities = 4" in card and (course / "runs" / "identity_tiny" / "identity_tiny.safetensors").exists()
+    assert not list(Path.cwd().iterdir())
