@@ -171,8 +171,8 @@ def evaluator_grades(ev: dict[str, torch.nn.Module], test: LatentSet, shift: int
                      ) -> dict[str, float]:
     """Each evaluator graded on the held-out truth before it grades anything:
     - syncnet_offset_zero_share: clips whose best audio offset is 0 frames;
-    - syncnet_truth_over_shifted_share: clips scored higher in sync than with the mouth moved
-      `shift` frames (0.2 s) late;
+    - syncnet_truth_over_shifted_share: clips whose audio and mouth lie closer (the SyncNet
+      distance at offset 0) than the same audio with the mouth moved `shift` frames (0.2 s) late;
     - capp_top1, capp_chance: the audio of a 3 s window retrieves its own pose window among
       `n_windows` windows of different clips;
     - emotion_acc_truth: the emotion classifier on the true motion."""
@@ -183,7 +183,9 @@ def evaluator_grades(ev: dict[str, torch.nn.Module], test: LatentSet, shift: int
         mel, motion = test.mel[s:e], test.motion[s:e]
         scores = syncnet.scores(mel, motion)
         offset_zero.append(scores["offset"] == 0)
-        over_shifted.append(scores["sync_conf"] > syncnet.scores(mel[shift:], motion[:-shift])["sync_conf"])
+        at_zero = syncnet.config.max_offset                       # the distance curve's offset-0 entry
+        over_shifted.append(syncnet.distance_curve(mel, motion[:, POSE_DIM:])[at_zero]
+                            < syncnet.distance_curve(mel[shift:], motion[:-shift, POSE_DIM:])[at_zero])
         correct.append(emotion.predict(motion) == int(test.emotion[i]))
     f = capp.config.frames
     long = [i for i in range(len(test)) if test.lengths()[i] >= f][:n_windows]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,8 +225,9 @@ def load_latents(split: str, count: int, face_checkpoint: str | Path, start: int
     clips = [load_clip(i, split, clip_dir) if motion_seed is None else reseeded_clip(i, split, motion_seed)
              for i in indices]
     if verbose:
-        print(f"encoding {sum(c.n_frames for c in clips)} frames of {count} {split} clips with {face_checkpoint}",
-              flush=True)
+        how = "taking the world's parameters of" if face_hash == WORLD else "encoding"
+        print(f"{how} {sum(c.n_frames for c in clips)} frames of {count} {split} clips"
+              + ("" if face_hash == WORLD else f" with {face_checkpoint}"), file=sys.stderr, flush=True)
     info = {"face_checkpoint": str(face_checkpoint), "face_hash": face_hash, "split": split, "start": start,
             "count": count, "motion_seed": motion_seed}
     if face_hash == WORLD:
