@@ -9,14 +9,9 @@ import tomllib
 from vasa_lib import paths, train
 
 ROOT = Path(__file__).resolve().parent.parent
-# reader_portrait.toml is being edited in another change (issue 21, item 5): drop this mark once
-# its [train] checkpoint is under runs/ (strict: the test fails as soon as it is)
-EDITED_ELSEWHERE = pytest.mark.xfail(strict=True, reason="still writes the shipped eval_reader_portrait")
 
 
-@pytest.mark.parametrize("config", [pytest.param(path, marks=EDITED_ELSEWHERE) if path.name == "reader_portrait.toml"
-                                    else path for path in sorted((ROOT / "configs").glob("*.toml"))],
-                         ids=lambda path: path.name)
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.toml")), ids=lambda path: path.name)
 def test_training_writes_under_runs_unless_told_otherwise(config):
     # a shipped checkpoint (assets/checkpoints) changes only by a command that names it
     settings = tomllib.loads(config.read_text()).get("train", {})
