@@ -124,40 +124,12 @@ def write_card(path: Path, title: str, config_path: str, command: str, info: dic
 
 def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir: Path,
                 mix_motion: float = 0.0, same_pose: float = 0.0, workers: int = 1) -> L.LightningDataModule:
-    """`WorldDataModule` restricted to the train split (the face model is graded on test people
-    by `vasa_lib.eval.face`, so training runs no validation loop).
+    """The face model's training clips: `vasa_lib.world.datasets.TrainClips` (train split only;
+    the face model is graded on test people by `vasa_lib.eval.face`, so training runs no
+    validation loop)."""
+    from vasa_lib.world.datasets import TrainClips
 
-    With `mix_motion` > 0, the last frame of an item takes, with that probability, the pose and
-    dynamics of a random frame of another clip, rendered on the item's own person: a longer
-    "video" of the same person with more varied motion (within one short clip the head barely
-    moves, and a decoder can score well by copying the source). With `same_pose` > 0, the last
-    frame then keeps, with that probability, the first frame's pose: source and driver differ only
-    in their facial dynamics, and every pixel of the reconstruction error is about expression.
-    `workers` processes make the clips that are not cached yet."""
-    from vasa_lib.world.clips import prepare_clips
-    from vasa_lib.world.datasets import ClipDataset, FrameTuples, WorldDataModule
-
-    class MixedTuples(FrameTuples):
-        def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-            item = super().__getitem__(index)
-            if torch.rand(()) < mix_motion:
-                other = int(torch.randint(len(self.pose), ()))
-                t = int(torch.randint(len(self.pose[other]), ()))
-                item["pose"] = torch.cat([item["pose"][:-1], self.pose[other][t:t + 1]])
-                item["dynamics"] = torch.cat([item["dynamics"][:-1], self.dynamics[other][t:t + 1]])
-            if torch.rand(()) < same_pose:
-                item["pose"] = torch.cat([item["pose"][:-1], item["pose"][:1]])
-            return item
-
-    class TrainClips(WorldDataModule):
-        def prepare_data(self) -> None:
-            prepare_clips("train", n_train, cache_dir, workers)
-
-        def setup(self, stage: str | None = None) -> None:
-            if "train" not in self.sets:
-                self.sets["train"] = MixedTuples(ClipDataset("train", n_train, cache_dir), frames)
-
-    return TrainClips(n_train=n_train, frames=frames, size=size, batch_size=batch_size, cache_dir=cache_dir)
+    return TrainClips(n_train, frames, size, batch_size, cache_dir, mix_motion, same_pose, workers)
 
 
 def train_face(config_path: str, overrides: dict[str, Any] | None = None, command: str = "",

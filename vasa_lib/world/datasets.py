@@ -117,3 +117,45 @@ class WorldDataModule(L.LightningDataModule):
         with torch.no_grad():
             batch["frames"], batch["parts"] = render_batch(batch, self.hparams.size)
         return batch
+
+
+class MixedTuples(FrameTuples):
+    """Frame tuples of one person whose last frame, with probability `mix_motion`, takes the pose
+    and dynamics of a random frame of another clip, rendered on the item's own person: a longer
+    "video" of the same person with more varied motion (within one short clip the head barely
+    moves, and a decoder can score well by copying the source). With probability `same_pose`
+    the last frame then keeps the first frame's pose: source and driver differ only in their
+    facial dynamics, and every pixel of the reconstruction error is about expression."""
+
+    def __init__(self, clips: ClipDataset, frames: int = 2, mix_motion: float = 0.0, same_pose: float = 0.0):
+        super().__init__(clips, frames)
+        self.mix_motion, self.same_pose = mix_motion, same_pose
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = super().__getitem__(index)
+        if torch.rand(()) < self.mix_motion:
+            other = int(torch.randint(len(self.pose), ()))
+            t = int(torch.randint(len(self.pose[other]), ()))
+            item["pose"] = torch.cat([item["pose"][:-1], self.pose[other][t:t + 1]])
+            item["dynamics"] = torch.cat([item["dynamics"][:-1], self.dynamics[other][t:t + 1]])
+        if torch.rand(()) < self.same_pose:
+            item["pose"] = torch.cat([item["pose"][:-1], item["pose"][:1]])
+        return item
+
+
+class TrainClips(WorldDataModule):
+    """`WorldDataModule` of the train split only, as `MixedTuples`; `workers` processes make the
+    clips that are not cached yet."""
+
+    def __init__(self, n_train: int, frames: int, size: int, batch_size: int, cache_dir: str | Path | None,
+                 mix_motion: float = 0.0, same_pose: float = 0.0, workers: int = 1):
+        super().__init__(n_train=n_train, frames=frames, size=size, batch_size=batch_size, cache_dir=cache_dir)
+        self.mix_motion, self.same_pose, self.workers = mix_motion, same_pose, workers
+
+    def prepare_data(self) -> None:
+        prepare_clips("train", self.hparams.n_train, self.hparams.cache_dir, self.workers)
+
+    def setup(self, stage: str | None = None) -> None:
+        if "train" not in self.sets:
+            self.sets["train"] = MixedTuples(ClipDataset("train", self.hparams.n_train, self.hparams.cache_dir),
+                                             self.hparams.frames, self.mix_motion, self.same_pose)
