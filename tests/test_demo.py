@@ -3,6 +3,8 @@ works on the first click (a portrait is selected), and answers bad input with a 
 beside the outputs instead of a bare "Error"."""
 
 import socket
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -107,6 +109,50 @@ def test_unreadable_portrait_keeps_its_warning_beside_the_video(client, stream_c
     updates = list(stream_client.submit(*inputs(portrait=blank), api_name="/stream"))
     assert all(REAL_VIDEO_HINT in status for *_, status in updates)    # stays while streaming, and after
     assert updates[-1][1] is not None
+
+
+def test_generate_waits_for_a_running_stream():
+    """/generate and /stream share one Talker, which must not run two requests at once: a /generate sent while a
+    /stream runs waits until the stream is over. No timing decides it: the stream is held until the /generate
+    either runs beside it (the defect) or waits in the stream's own queue."""
+    talker = tiny_talker()
+    offline, stream = talker.motion_offline, talker.motion_stream
+    events, streaming, release = [], threading.Event(), threading.Event()
+
+    def held_stream(*args, **kwargs):
+        events.append("stream starts")
+        streaming.set()
+        release.wait(120)
+        yield from stream(*args, **kwargs)
+        events.append("stream ends")
+
+    def logged_offline(*args, **kwargs):
+        events.append("generate starts")
+        release.set()                                  # it runs beside the stream: let the stream go on
+        return offline(*args, **kwargs)
+
+    talker.motion_stream, talker.motion_offline = held_stream, logged_offline
+    app = build(talker, max_seconds=5.0)
+    app.queue(default_concurrency_limit=1).launch(server_name="127.0.0.1", server_port=free_port(),
+                                                  prevent_thread_lock=True, quiet=True)
+    try:
+        clients = [Client(app.local_url, verbose=False, download_files=False) for _ in range(2)]
+        stream_job = clients[0].submit(*inputs(), api_name="/stream")
+        assert streaming.wait(120), "the stream never reached the Talker"
+        generate_job = clients[1].submit(*inputs(), api_name="/generate")
+        # gradio's queue of the stream's concurrency group: a /generate waiting there is queued behind the stream
+        group = next(fn.concurrency_id for fn in app.fns.values() if fn.api_name == "stream")
+        waiting = app._queue.event_queue_per_concurrency_id[group].queue
+        deadline = time.monotonic() + 120                  # a guard against hanging, not part of the verdict
+        while not release.is_set() and not any(e.fn.api_name == "generate" for e in waiting):
+            assert time.monotonic() < deadline, "the /generate neither ran nor waited in the stream's queue"
+            time.sleep(0.01)
+        release.set()
+        stream_job.result(timeout=120)
+        generate_job.result(timeout=120)
+    finally:
+        app.close()
+    assert events == ["stream starts", "stream ends", "generate starts"]
 
 
 def test_unexpected_failure_is_reported_not_raised():
