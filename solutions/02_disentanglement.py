@@ -1,9 +1,10 @@
 """Solutions to the exercises of notebook 02 · Disentanglement.
 
 Run from the repository root: `python solutions/02_disentanglement.py`. Each exercise is one function; its asserts
-check the answer, so a wrong answer fails. About 15 s on a 2-core CPU: exercise 1's training runs are scaled down
-from the notebook's 80 steps to 12 (its asserts on the effect use the 300-step runs of
-`benchmarks/face_ablation.py`, which is the same experiment at a length where the effect shows).
+check the answer, so a wrong answer fails. About 40 s on a 2-core CPU: exercise 1's training runs are scaled down
+from the notebook's 80 steps to 24 (long enough for the identity similarity on training people to tell the two runs
+apart; the committed 300-step runs of `benchmarks/face_ablation.py`, where it shows on test people too, are printed for
+comparison).
 """
 
 import json
@@ -37,11 +38,11 @@ def frames_of(clip, ks, identity=None):
     return render(identity.expand(len(ks), -1), torch.from_numpy(clip.pose[ks]), torch.from_numpy(clip.dynamics[ks]))
 
 
-def identity_similarity(model):
-    """Section 3's measure: 4 test sources x 5 test drivers, cosine of the identity embeddings of the cross
-    re-enactments and of their sources; and the PSNR of the re-enactments against the world's truth."""
-    sources = [load_clip(s, "test", cfg.data_dir) for s in range(4)]
-    drivers = [load_clip(d, "test", cfg.data_dir) for d in range(4, 9)]
+def identity_similarity(model, split="test"):
+    """Section 3's measure: 4 sources x 5 drivers (people of `split`), cosine of the identity embeddings of the
+    cross re-enactments and of their sources; and the PSNR of the re-enactments against the world's truth."""
+    sources = [load_clip(s, split, cfg.data_dir) for s in range(4)]
+    drivers = [load_clip(d, split, cfg.data_dir) for d in range(4, 9)]
     source_images = torch.cat([frames_of(c, [0]) for c in sources])
     driver_images = torch.cat([frames_of(c, [c.n_frames // 2]) for c in drivers])
     with torch.no_grad():
@@ -71,7 +72,7 @@ def batches(batch_size, seed=0):
 
 def exercise_1():
     """The fast model with cross_id = 0 and 1.0: identity similarity, and how high the weight can go."""
-    steps = 12                                   # scaled down: the notebook's run has 80 steps, the ablation 300
+    steps = 24                                   # scaled down: the notebook's run has 80 steps, the ablation 300
 
     def train(cross_id):
         torch.manual_seed(0)
@@ -92,18 +93,25 @@ def exercise_1():
             schedule.step()
         return lit.model.eval()
 
+    similarity, cross_psnr, on_training_people = {}, {}, {}
     for weight in (0.0, 1.0):
-        similarity, cross_psnr = identity_similarity(train(weight))
-        print(f"cross_id = {weight}: after {steps} steps identity similarity {similarity:.2f}, "
-              f"cross PSNR {cross_psnr:.1f} dB (blobs: too early to tell the runs apart)")
-
-    # At 300 steps (benchmarks/face_ablation.py, the same runs at weight 0.1 and 0): the similarity rises from
-    # about 0.6 to about 0.9, and the cross re-enactment PSNR against the world's truth does not improve.
+        model = train(weight)
+        similarity[weight], cross_psnr[weight] = identity_similarity(model)
+        on_training_people[weight] = identity_similarity(model, "train")[0]
+        print(f"cross_id = {weight}: after {steps} steps identity similarity {similarity[weight]:.2f} on test people "
+              f"({on_training_people[weight]:.2f} on training people), cross PSNR {cross_psnr[weight]:.1f} dB")
+    # The two runs differ only in the weight (same seed, same batches), and the cross-identity term maximises
+    # exactly what section 3 measures, phi's cosine between a cross re-enactment and its source, on training
+    # people: there the run with it scores higher, even as blobs after 24 steps. (A weight that never reaches the
+    # gradient, e.g. a term computed without it, gives no gain.) On test people the gain needs longer training to
+    # show: at 24 steps it goes either way with the seed.
+    assert on_training_people[1.0] > on_training_people[0.0] + 0.05
+    # For comparison, the committed 300-step ablation (benchmarks/face_ablation.py, weights 0.1 and 0): the
+    # similarity rises from about 0.6 to about 0.9, and the PSNR against the world's truth does not improve.
     variants = json.loads((cfg.root / "assets" / "face_ablation.json").read_text())["variants"]
     on, off = variants["both losses"], variants["without l_cross_id"]
-    print(f"300 steps: identity similarity {off['id_similarity']:.2f} -> {on['id_similarity']:.2f}, "
-          f"cross PSNR {off['cross_psnr']:.2f} -> {on['cross_psnr']:.2f} dB")
-    assert on["id_similarity"] > off["id_similarity"] + 0.2 and on["cross_psnr"] <= off["cross_psnr"]
+    print(f"the committed 300-step ablation: identity similarity {off['id_similarity']:.2f} -> "
+          f"{on['id_similarity']:.2f}, cross PSNR {off['cross_psnr']:.2f} -> {on['cross_psnr']:.2f} dB")
 
     # How high can the weight go? Compare the pull of the two terms on the decoder: the weight at which
     # w * |grad l_cross_id| equals |grad L_rec| is where the identity term starts to steer the decoder more than
@@ -119,12 +127,13 @@ def exercise_1():
     balance = norm["recon"] / norm["cross_id"]
     print(f"gradient norms on the decoder: recon {norm['recon']:.3g}, cross_id {norm['cross_id']:.3g}: "
           f"the two pull equally at a weight of about {balance:.2f}")
-    # On the shipped model the identity term pulls on the decoder about as hard as the pictures do at a weight of
-    # about 0.6 (its gradient is larger, though its value is small): the recipe's 0.1 leaves the reconstruction in
+    # The balance point is a measurement of the model at hand, printed, not a fixed answer. On the shipped model at
+    # the time of writing the identity term pulls on the decoder as hard as the pictures do at a weight of about
+    # 0.6 (its gradient is larger, though its value is small): the recipe's 0.1 leaves the reconstruction in
     # charge; at 1.0 the identity network, not the pixels, decides more of what the decoder draws, and
-    # re-enactment quality starts to pay (the 300-step runs already show a shade lower PSNR at 0.1). So: well
-    # below the balance point, a few tenths at most; measure it on your own model, as here.
-    assert 0.1 < balance < 1.0
+    # re-enactment quality starts to pay (the runs above: a lower cross PSNR at 1.0; the 300-step runs already
+    # show a shade lower PSNR at 0.1). So: well below the balance point, a few tenths at most; measure it on your
+    # own model, as here.
 
 
 def exercise_2():
@@ -147,9 +156,11 @@ def exercise_2():
     l_truth = float(supervised_consistency(pose_transfer, truth))
     print(f"l_consist (two generated images) {l_consist:.4f}; against the truth {l_truth:.4f}")
     assert float(supervised_consistency(truth, truth)) == 0.0
-    # Against the truth, the loss also grades how well each transfer is drawn, not only whether the two agree:
-    # it is larger, and it cannot be satisfied by two transfers that are equally wrong.
-    assert l_truth > 2 * l_consist
+    # Against the truth, the loss also grades how well each transfer is drawn, not only whether the two agree: it
+    # cannot be satisfied by two transfers that are equally wrong. Two "transfers" that both return frame i
+    # unchanged (dynamics i, not j) agree perfectly, and only the supervised variant sees it.
+    wrong = frames[:, 0]
+    assert float(consistency_loss(wrong, wrong)) == 0.0 < float(supervised_consistency(wrong, truth))
     # Why VASA-1 cannot: the truth is a frame that was never filmed. Person j in frame i's pose with frame j's
     # expression is neither frame i nor frame j (unless the two happen to share a pose); a real video holds only
     # the frames that happened, so only the generated-vs-generated form is available.
@@ -184,7 +195,7 @@ def exercise_3():
     # Section 1's leak slope, with the nose meter in place of pixels: where is the nose of "a's pose, b's dynamics",
     # between the nose of the truth (pose a) and of frame b (pose b)?
     rng = np.random.default_rng(0)
-    num, den, r2s = 0.0, 0.0, []
+    num, den, r2s = {}, 0.0, []
     for k in range(12):
         clip, other = load_clip(k, "test", cfg.data_dir), load_clip(k + 12, "test", cfg.data_dir)
         meter, r2 = fit_meter(clip.identity, seed=k)
@@ -197,15 +208,21 @@ def exercise_3():
         with torch.no_grad():
             latent = face.encode(render(ident, pose_a, dyn_a))
             out = face.decode(latent, latent.pose, face.encode_motion(img_b)[1])
-        n_out, n_b, n_truth = meter(out), meter(img_b), meter(truth)
-        num += float(((n_out - n_truth) * (n_b - n_truth)).sum())
+        # Known leaks to calibrate the meter: the world's own renders with half and a quarter of the pose change
+        # from a to b let through (b's dynamics). A meter that measures the leak reads them as 0.5 and 0.25.
+        known = {f: render(ident, pose_a + f * (pose_b - pose_a), dyn_b) for f in (0.5, 0.25)}
+        n_b, n_truth = meter(img_b), meter(truth)
+        for name, image in (("model", out), *known.items()):
+            num[name] = num.get(name, 0.0) + float(((meter(image) - n_truth) * (n_b - n_truth)).sum())
         den += float((n_b - n_truth).square().sum())
-    leak = num / den
-    print(f"nose meters on held-out renders: R^2 {min(r2s):.2f} .. {max(r2s):.2f}; pose leak measured by the nose: "
-          f"{leak:.2f} (the notebook's pixel projection: 0.27)")
-    assert min(r2s) > 0.8                     # the meter reads the nose of the world's renders
-    # and agrees with the notebook: a part of the pose, well under half, comes through z_dyn
-    assert 0.1 < leak < 0.5
+    leak = {name: value / den for name, value in num.items()}
+    print(f"nose meters on held-out renders: R^2 {min(r2s):.2f} .. {max(r2s):.2f}; known leaks of 0.5 and 0.25 "
+          f"read as {leak[0.5]:.2f} and {leak[0.25]:.2f}")
+    print(f"pose leak of the shipped model measured by the nose: {leak['model']:.2f} (the notebook's pixel "
+          "projection, at the time of writing: 0.27)")
+    assert min(r2s) > 0.8                     # the meter reads the nose of the world's renders ...
+    assert abs(leak[0.5] - 0.5) < 0.1 and abs(leak[0.25] - 0.25) < 0.1   # ... and the leak, where it is known
+    # The shipped model's figure is a measurement, not a fixed answer: a model with less leak reads lower.
     # (A single meter for all people, linear in pixels, does poorly (R^2 about 0.35): skin, hair and background
     # change the pixels more than the nose does. A per-person meter, or a small CNN trained longer, fixes that.)
 
@@ -232,10 +249,12 @@ def exercise_4():
           f"per pixel {after:.2f}; the image still matches the other person at {float(psnr(fooled, other)):.0f} dB")
     assert before < 0.3 and after > 0.9 and float((fooled - other).abs().max()) <= budget + 1e-6
     assert float(psnr(fooled, other)) > 28                # still the other person's picture
-    # The ablation shows the mild form of this at 300 steps: with l_cross_id the blurred blobs score about 0.9
-    # with phi, close to the true renders' 0.99, while their PSNR against the truth is no better.
-    variants = json.loads((cfg.root / "assets" / "face_ablation.json").read_text())["variants"]
-    assert variants["both losses"]["id_similarity"] > 0.85 and variants["both losses"]["cross_psnr"] < 18
+    # The committed 300-step ablation shows the mild form of this (printed: its figures belong to the models it
+    # trained): with l_cross_id the blurred blobs score about 0.9 with phi, close to the true renders' 0.99, while
+    # their PSNR against the truth is no better.
+    both = json.loads((cfg.root / "assets" / "face_ablation.json").read_text())["variants"]["both losses"]
+    print(f"the 300-step ablation with both losses: identity similarity {both['id_similarity']:.2f}, cross PSNR "
+          f"{both['cross_psnr']:.1f} dB")
     # Answer: l_cross_id is only as good as phi. A weak phi looks at a few cues (colours of skin, hair, shirt and
     # background), so the decoder is rewarded for getting those cues right, not the person; and phi's gradients
     # can be satisfied by changes no one sees. So yes: the model can fool phi without keeping the identity. A

@@ -135,17 +135,26 @@ def exercise_4():
         yes = torch.ones(1, dtype=torch.bool)
         # lambda = -1: (1 - 1) H(C) + 1 * H(C | gaze dropped): the gaze condition removed altogether
         assert_close(guided_x0(model, x_t, t, cond, {"gaze": -1.0}), model(x_t, t, cond, {"gaze": yes}))
-    gazes = {}
+    # So with lambda = -1 the asked gaze cannot matter: two different gazes asked give the same motion, hence the
+    # same gaze read back by the probe, while with lambda = +1 they differ. (Had lambda = -1 turned the eyes
+    # away from the asked gaze, the two asked gazes would read back differently.)
+    audio = torch.from_numpy(load_clip(i, "test", cfg.data_dir).audio)
+    motions, gazes = {}, {}
     for scale in (-1.0, 1.0):
-        m = generator.generate(torch.from_numpy(load_clip(i, "test", cfg.data_dir).audio), Controls(gaze=(0.3, 0.0)),
-                               steps=STEPS, scales={"audio": 0.0, "gaze": scale}, seed=0)
-        gazes[scale] = probes(m)[:, 1:3].mean(0)
-    print("gaze (0.3, 0) asked; read back with lambda_gaze = -1:", [round(float(v), 3) for v in gazes[-1.0]],
-          "and +1:", [round(float(v), 3) for v in gazes[1.0]])
-    # lambda = -1 generates as if no gaze had been asked (below -1 it would push away from the asked gaze). The
-    # probe cannot tell: both read back about the same, far from 0.3, because the face model's z_dyn does not
-    # carry the eyes' direction (the gaze probe's R^2 on test latents is about 0).
-    assert float((gazes[-1.0] - gazes[1.0]).abs().max()) < 0.05 and float(gazes[1.0][0]) < 0.15
+        for asked in ((0.3, 0.0), (-0.3, 0.1)):
+            motions[scale, asked] = m = generator.generate(audio, Controls(gaze=asked), steps=STEPS,
+                                                           scales={"audio": 0.0, "gaze": scale}, seed=0)
+            gazes[scale, asked] = probes(m)[:, 1:3].mean(0)
+            print(f"lambda_gaze = {scale:+g}, gaze {asked} asked: read back",
+                  [round(float(v), 3) for v in gazes[scale, asked]])
+    assert_close(motions[-1.0, (0.3, 0.0)], motions[-1.0, (-0.3, 0.1)])
+    assert_close(gazes[-1.0, (0.3, 0.0)], gazes[-1.0, (-0.3, 0.1)])
+    assert not torch.allclose(motions[1.0, (0.3, 0.0)], motions[1.0, (-0.3, 0.1)])
+    # lambda = -1 generates as if no gaze had been asked (below -1 it would push away from the asked gaze). How
+    # far the gaze read back at +1 follows the gaze asked is up to the models, and the figures above say: with the
+    # shipped models at the time of writing, hardly at all (both asked gazes read back about the same, far from
+    # 0.3), because the face model's z_dyn does not carry the eyes' direction (the gaze probe's R^2 on test latents
+    # is about 0).
 
 
 def sample(denoise_fn, i, steps, seed):

@@ -1,8 +1,9 @@
 """Solutions to the exercises of notebook 06 · Real-time sampling.
 
 Run from the repository root: `python solutions/06_real_time_sampling.py`. Each exercise is one function; its
-asserts check the answer, so a wrong answer fails. About 20 s on a 2-core CPU: exercise 1 uses 10 s of speech
-instead of 20, and exercise 5 runs the benchmark on 4 s of speech and a 20 s drift check instead of 60 s.
+asserts check the answer, so a wrong answer fails. About 25 s on a 2-core CPU: exercise 1 uses 10 s of speech
+instead of 20, and exercise 5 runs the benchmark on 4 s of speech and a 20 s drift check instead of 60 s. No assert
+depends on the machine's speed: timings are printed.
 """
 
 import importlib.util
@@ -10,6 +11,7 @@ import time
 
 import numpy as np
 import torch
+from torch.testing import assert_close
 
 from vasa_lib.audio.encoder import MelEncoder, MelEncoderConfig
 from vasa_lib.eval.motion import pearson
@@ -104,27 +106,31 @@ def exercise_2():
 def exercise_3():
     """Decoding in batches of 1, 5 and 25 frames, and why the first two frames go alone."""
     motion = talker.motion_offline(make_clip(3, "test").audio, Settings(steps=10))[:W]
-    per_frame = {}
+    per_frame, decoded = {}, {}
     for batch in (1, 5, 25):
         best = float("inf")
         for _ in range(3):                          # best of three: timings on a shared machine vary
             start = time.perf_counter()
-            for i in range(0, W, batch):
-                talker.render(portrait, motion[i:i + batch])
+            decoded[batch] = torch.cat([talker.render(portrait, motion[i:i + batch]) for i in range(0, W, batch)])
             best = min(best, time.perf_counter() - start)
         per_frame[batch] = 1000 * best / W
     start = time.perf_counter()
     talker.render(portrait, motion[:2])
     first_two = 1000 * (time.perf_counter() - start)
-    print("decoding ms per frame by batch size:", {b: round(v, 1) for b, v in per_frame.items()},
+    print("decoding ms per frame by batch size (this machine, now):", {b: round(v, 1) for b, v in per_frame.items()},
           f"| the first 2 frames alone: {first_two:.0f} ms")
-    # On one CPU thread the time per frame hardly depends on the batch (here within a factor of two, and timings
-    # on a shared machine vary): at 128 x 128 every convolution already has enough work at batch 1, so batching
-    # saves only Python and dispatch overhead. (On a GPU it matters far more: batch 1 leaves it mostly idle.)
+    # On one CPU thread the time per frame hardly depends on the batch (on the machine this was written on, within
+    # a factor of two, and timings on a shared machine vary): at 128 x 128 every convolution already has enough
+    # work at batch 1, so batching saves only Python and dispatch overhead. (On a GPU it matters far more: batch 1
+    # leaves it mostly idle.) The batch changes when the work is done, not the work: the frames are the same.
+    for batch in (1, 5):
+        assert_close(decoded[batch], decoded[25], atol=1e-4, rtol=0)
     # What a batch of 25 does cost is waiting: the first frame of a stream would appear only when all 25 are
-    # decoded. Decoding the first two alone shows it after a fraction of that time.
-    assert max(per_frame.values()) < 2.5 * min(per_frame.values())
-    assert first_two < 0.3 * per_frame[25] * W
+    # decoded. The pipeline's chunks show the answer: the first 2 frames go alone, so the first frame waits for
+    # 2 frames of decoding instead of 25; every later chunk is a full batch.
+    chunks = [len(chunk.motion) for chunk in talker.frames(portrait, [motion.repeat(3, 1)])]
+    print("frames per decoded chunk of a 3-second clip:", chunks)
+    assert chunks[0] == 2 and set(chunks[1:-1]) == {talker.batch} and sum(chunks) == 3 * W
 
 
 def exercise_4():
@@ -160,20 +166,32 @@ def exercise_5():
     # (the full run: python benchmarks/realtime.py --json --long-seconds 60)
     fast = realtime.speed(talker, portrait, realtime.speech_of(4.0), steps=10, repeats=1)
     drift = realtime.drift(talker, portrait, 20.0, steps=10)
-    print("speed at 10 steps:", fast)
+    print("speed at 10 steps (this machine, now):", fast)
     print("drift over 20 s:", {k: drift[k] for k in ("within_4_std_first", "within_4_std_last", "mean_abs_z_first",
                                                      "mean_abs_z_last", "pose_in_world_range_last",
+                                                     "pose_jump_at_window_borders", "pose_jump_inside_windows",
                                                      "id_similarity_first_second", "id_similarity_last_second")})
-    # Like the notebook: faster than real time at 10 steps, the first frame well under a second (plus 280 ms of
-    # look-ahead when live), and the seams as in section 2.
-    assert fast["realtime_factor"] > 1 and fast["first_frame_latency_ms"] < 1000
-    assert drift["pose_jump_at_window_borders"] < 6 * drift["pose_jump_inside_windows"]
-    # Over longer speech the head stays in the world's range and the person stays the same ...
-    assert drift["pose_in_world_range_last"] > 0.9 and drift["id_similarity_last_second"] > 0.9
-    # ... but the motion latents drift: in the last fifth of the speech most frames have some latent beyond
-    # 4 standard deviations of the training data, and the mean |z| grows (the notebook's 3.5 s clip is too short
-    # to show it; the 60 s run shows it more).
-    assert drift["mean_abs_z_last"] > drift["mean_abs_z_first"]
+    # To compare the benchmark's figures with the notebook's, recompute them the notebook's way: the same 20 s of
+    # speech generated offline (the stream gives the same motion: tests/test_pipeline.py), the seams with
+    # exercise 1's `border_ratio`, the latents normalised by the model's statistics, first and last fifth.
+    motion = talker.motion_offline(realtime.speech_of(20.0), Settings(steps=10))
+    span = len(motion) // 5
+    z = ((motion - t.motion_mean) / t.motion_std).abs()
+    ours = {"seam ratio": border_ratio(motion), "mean |z| first": float(z[:span].mean()),
+            "mean |z| last": float(z[-span:].mean())}
+    theirs = {"seam ratio": drift["pose_jump_at_window_borders"] / drift["pose_jump_inside_windows"],
+              "mean |z| first": drift["mean_abs_z_first"], "mean |z| last": drift["mean_abs_z_last"]}
+    print("recomputed:", {k: round(v, 3) for k, v in ours.items()}, "| the benchmark's:",
+          {k: round(v, 3) for k, v in theirs.items()})
+    for key in ours:
+        assert abs(ours[key] - theirs[key]) <= 0.01 * abs(theirs[key]) + 1e-3, key
+    # What the figures said at the time of writing, like the notebook: faster than real time at 10 steps on a
+    # 2-core CPU, the first frame well under a second (plus 280 ms of look-ahead when live), and the seams as in
+    # exercise 1. Over longer speech the head stays in the world's range and the person stays the same, but the
+    # motion latents drift: in the last fifth of the speech most frames have some latent beyond 4 standard
+    # deviations of the training data, and the mean |z| grows (the notebook's 3.5 s clip is too short to show
+    # it; the 60 s run shows it more). Those are measurements of a machine and of the shipped models, for the
+    # prose; a faster machine or a model that does not drift changes them.
 
 
 if __name__ == "__main__":
