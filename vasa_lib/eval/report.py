@@ -1,0 +1,181 @@
+"""The paper's evaluation table (VASA-1 Sec. 4.1, Table 1), reproduced on the world.
+
+    python -m vasa_lib.eval.report --json [--clips 8] [--train-clips 16] [--full]
+
+One row per system, each scored on the same held-out TEST clips (people, sentences and often
+voices never seen in training) by the evaluators of `vasa_lib.eval.motion`, graded first on the
+truth (settings.<space>.evaluator_grades):
+- in the face model's latent space [z_pose, z_dyn] (VASA-1 itself): the ground truth (the face
+  encoder's latents of the true clips), the regression baseline, diffusion at 50 and at 10 DDIM
+  steps, diffusion at the paper's guidance scales (audio 0.5, gaze 1; 10 steps), and diffusion
+  without the previous-window condition (context 0, 10 steps);
+- the same rows in the world's own 17 parameters (`--face world` of eval.motion, prefix "world/"):
+  the motion generator at its ceiling, as a perfect parametric face model would allow.
+Columns: sync_conf (Sc, up), sync_dist (Sd, down), capp (up), delta_p (degrees per frame; compare
+with the truth), motion_fd (the FVD analogue: Frechet distance of 1 s motion windows, down; the
+truth's value is the sampling floor), lip_sync_corr, diversity, gaze_err_deg, distance_err,
+emotion_acc (see eval.motion), and realism_acc: the accuracy of a detector trained to tell the
+row's motion from the truth (`vasa_lib.eval.realism`; 0.5 = indistinguishable). The ground-truth
+row's realism_acc compares the truth with the truth under other motion seeds (a control: ~0.5).
+
+Fast by default (8 test clips, 16 training clips for the detector: about a minute on one CPU
+thread); --full uses 48 and 64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import time
+from typing import Any
+
+import torch
+
+from vasa_lib import paths
+from vasa_lib.checkpoint import load_checkpoint
+from vasa_lib.eval.motion import (
+    KEYS,
+    clip_metrics,
+    controls_of,
+    diversity,
+    evaluator_grades,
+    frechet_distance,
+    load_evaluators,
+    window_features,
+)
+from vasa_lib.eval.realism import detector_accuracy, train_detector
+from vasa_lib.motion.generate import generate
+from vasa_lib.motion.guidance import GUIDANCE_SCALES, PAPER_SCALES
+from vasa_lib.motion.latents import WORLD, LatentSet, load_latents, motion_space
+from vasa_lib.motion.model import MotionGenerator
+
+# row -> (model, steps, guidance scales, context (None: the model's))
+SYSTEMS: dict[str, tuple[str, int, dict[str, float], int | None]] = {
+    "baseline": ("baseline", 1, GUIDANCE_SCALES, None),
+    "diffusion_50_steps": ("diffusion", 50, GUIDANCE_SCALES, None),
+    "diffusion_10_steps": ("diffusion", 10, GUIDANCE_SCALES, None),
+    "diffusion_paper_scales": ("diffusion", 10, PAPER_SCALES, None),
+    "diffusion_no_previous": ("diffusion", 10, GUIDANCE_SCALES, 0),
+}
+COLUMNS = ("sync_conf", "sync_dist", "capp", "delta_p", "motion_fd", "realism_acc", "lip_sync_corr", "diversity",
+           "gaze_err_deg", "distance_err", "emotion_acc")
+SPACES = ("latent", "world")
+
+
+def system_motion(model: MotionGenerator, latents: LatentSet, i: int, steps: int, scales: dict[str, float],
+                  context: int | None, seed: int) -> torch.Tensor:
+    """A system's motion (T, D) for clip i of a set: its audio and controls, as eval.motion's
+    `generate_for`, with the context (previous-window frames) as given."""
+    mel = latents.mel[latents.offsets[i]: latents.offsets[i + 1]]
+    with torch.no_grad():
+        features = model.audio_encoder(mel[None])[0]
+    return generate(model.transformer, features, controls_of(latents, i), steps, scales, seed, context=context)
+
+
+def evaluate_space(space: str, n_clips: int = 8, n_train: int = 16, n_diversity: int = 3, seed: int = 0,
+                   systems: dict[str, tuple] | None = None, detector_steps: int = 300) -> dict[str, Any]:
+    """Every row of one motion space ("latent": the shipped face model's; "world": the world's
+    parameters): {"rows": {row: {column: value}}, "settings": {...}}."""
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    systems = SYSTEMS if systems is None else systems
+    start = time.perf_counter()
+    face = WORLD if space == "world" else motion_space(paths.checkpoint("face"))
+    suffix = "_world" if space == "world" else ""
+    models = {name: load_checkpoint(paths.checkpoint(f"motion{suffix}{'' if name == 'diffusion' else '_baseline'}"),
+                                    MotionGenerator) for name in ("diffusion", "baseline")}
+    ev, how = load_evaluators(face)
+    test = load_latents("test", n_clips, face)
+    reference = load_latents("test", n_clips, face, start=n_clips)          # other clips, for motion_fd
+    reseeded = load_latents("test", n_clips, face, motion_seed=1)          # the truth under another motion seed
+    train = load_latents("train", n_train, face)
+    normalize = ev["probes"].normalize
+    ref_features = torch.cat([window_features(normalize(m)) for m in reference.split("motion")])
+    truth_train = train.split("motion")
+    truth_test = test.split("motion")
+
+    def score(motions: list[torch.Tensor], samples: list[torch.Tensor], train_fake: list[torch.Tensor],
+              test_fake: list[torch.Tensor]) -> dict[str, float]:
+        per_clip = [clip_metrics(m, test, i, ev) for i, m in enumerate(motions)]
+        row = {k: sum(c[k] for c in per_clip) / len(per_clip) for k in KEYS if k in per_clip[0]}
+        row["motion_fd"] = frechet_distance(torch.cat([window_features(normalize(m)) for m in motions]), ref_features)
+        row["diversity"] = sum(diversity(normalize(s)) for s in samples) / len(samples)
+        detector = train_detector(truth_train, train_fake, steps=detector_steps, seed=seed)
+        row["realism_acc"] = detector_accuracy(detector, truth_test, test_fake)
+        return {k: round(row[k], 4) for k in COLUMNS}
+
+    rows: dict[str, dict[str, float]] = {}
+    timings: dict[str, float] = {}
+    # the truth: its realism control is the truth under another motion seed (same audio, people, controls)
+    other = reseeded.split("motion")
+    samples = [torch.stack([truth_test[i], other[i]]) for i in range(n_diversity)]
+    train_other = load_latents("train", n_train, face, motion_seed=1).split("motion")
+    rows["ground_truth"] = score(truth_test, samples, train_other, other)
+    for row, (name, steps, scales, context) in systems.items():
+        t0 = time.perf_counter()
+        run = functools.partial(system_motion, models[name], steps=steps, scales=scales, context=context)
+        motions = [run(test, i, seed=seed + i) for i in range(len(test))]
+        samples = [torch.stack([motions[i], run(test, i, seed=seed + 1000 + i)]) for i in range(n_diversity)]
+        fake_train = [run(train, i, seed=seed + 7000 + i) for i in range(len(train))]
+        rows[row] = score(motions, samples, fake_train, motions)
+        timings[row] = round(time.perf_counter() - t0, 1)
+    if max(test.lengths()) >= ev["capp"].config.frames:
+        grades = {k: round(v, 4) for k, v in evaluator_grades(ev, test).items()}
+    else:
+        grades = {"note": f"no test clip has {ev['capp'].config.frames} frames: no grades (take more clips)"}
+    settings = {"face_checkpoint": str(face), "evaluators": how, "n_test_clips": len(test),
+                "n_train_clips_detector": len(train), "n_diversity_clips": n_diversity, "seed": seed,
+                "evaluator_grades": grades,
+                "seconds_per_row": timings, "seconds": round(time.perf_counter() - start, 1)}
+    return {"rows": rows, "settings": settings}
+
+
+def report(n_clips: int = 8, n_train: int = 16, n_diversity: int = 3, seed: int = 0,
+           spaces: tuple[str, ...] = SPACES, systems: dict[str, list[str]] | None = None,
+           detector_steps: int = 300) -> dict[str, Any]:
+    """The table: {"rows": {row: {column: value}}, "settings": {space: {...}}}; the world's rows
+    are prefixed "world/". systems: per space, the rows of `SYSTEMS` to run (default: all)."""
+    torch.manual_seed(seed)
+    rows, settings = {}, {}
+    for space in spaces:
+        chosen = None if systems is None or space not in systems else {k: SYSTEMS[k] for k in systems[space]}
+        result = evaluate_space(space, n_clips, n_train, n_diversity, seed, chosen, detector_steps)
+        prefix = "world/" if space == "world" else ""
+        rows.update({prefix + name: values for name, values in result["rows"].items()})
+        settings[space] = result["settings"]
+    settings["threads"] = torch.get_num_threads()
+    return {"rows": rows, "columns": list(COLUMNS), "settings": settings}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The table as Markdown (one line per row)."""
+    columns = result["columns"]
+    lines = ["| system | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for name, values in result["rows"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{values[c]:.3f}" for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vasa_lib.eval.report", description=__doc__.split("\n")[0])
+    parser.add_argument("--clips", type=int, default=8, help="test clips per row")
+    parser.add_argument("--train-clips", type=int, default=16, help="train clips for each realism detector")
+    parser.add_argument("--full", action="store_true", help="48 test clips, 64 train clips, 12 diversity clips")
+    parser.add_argument("--space", choices=SPACES, action="append", help="only this space (repeatable)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    n_clips, n_train, n_div = (48, 64, 12) if args.full else (args.clips, args.train_clips, 3)
+    result = report(n_clips, n_train, n_div, args.seed, tuple(args.space or SPACES))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(markdown(result))
+        print(json.dumps(result["settings"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
