@@ -12,6 +12,10 @@ the source's pose: then every pixel of the reconstruction error is about express
     bank = motion_bank("train", 200)                          # (N, 17), cached as safetensors
     dm = PairDataModule(bank, batch_size=64, framing="portrait")
 
+A GPU machine without the speech engine reads the banks from a folder made beforehand:
+
+    python -m vasa_lib.world.pairs runs/device_data      # then VASA_DATA_DIR=runs/device_data there
+
 A batch is {"identity": (B, 38), "pose": (B, 2, 6), "dynamics": (B, 2, 11)} on the CPU; after
 the transfer to the device it gains "frames" (B, 2, 3, H, W) and "parts" (B, 2, H, W)
 (`vasa_lib.world.datasets.render_batch`), so on a GPU the renders are made there.
@@ -105,3 +109,16 @@ class PairDataModule(L.LightningDataModule):
         with torch.no_grad():
             batch["frames"], batch["parts"] = render_batch(batch, self.size, self.framing)
         return batch
+
+
+BANKS = (("train", 200), ("test", 40))       # what the face v2 recipe and the reader's grade read
+
+
+if __name__ == "__main__":
+    import sys
+
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else None        # the clips stay in the data cache
+    for split, n_clips in BANKS:
+        path = folder / motion_bank_path(split, n_clips).name if folder else None
+        bank = motion_bank(split, n_clips, path=path)
+        print(f"{split}: {len(bank)} frames of {n_clips} clips in {path or motion_bank_path(split, n_clips)}")
