@@ -71,6 +71,7 @@ def train_detector(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor], c
                    steps: int = 300, batch: int = 64, lr: float = 3e-3, seed: int = 0) -> RealismDetector:
     """Fit a detector on clips of true (`real`) and generated (`fake`) motion, each [(T_i, D)]."""
     config = config or DetectorConfig(motion_dim=real[0].shape[-1])
+    torch.manual_seed(seed)                       # the initial weights too: the same detector whatever ran before
     model = RealismDetector(config)
     r = motion_windows(real, config.frames, config.stride)
     f = motion_windows(fake, config.frames, config.stride)
