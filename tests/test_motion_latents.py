@@ -90,8 +90,10 @@ def test_windows_of_latents(face_checkpoint, tmp_path):
         MotionWindows([torch.zeros(5, 3)], [torch.zeros(4, 320)], [{}], length=4)
 
 
-def test_train_motion_cli_on_a_tiny_config(face_checkpoint, tmp_path):
-    config = tmp_path / "motion_tiny.toml"
+def tiny_motion_config(tmp_path, face_checkpoint, name: str):
+    """A motion config at toy scale on the latents of `face_checkpoint` (or lat.WORLD), writing
+    tmp_path/{name}.safetensors."""
+    config = tmp_path / f"{name}_tiny.toml"
     config.write_text(f"""
 [model]
 window = 8
@@ -114,11 +116,15 @@ batch_size = 4
 lr = 0.001
 max_steps = 3
 max_minutes = 1.0
-checkpoint = "{tmp_path / 'motion.safetensors'}"
+checkpoint = "{tmp_path / (name + '.safetensors')}"
 run_dir = "{tmp_path / 'runs'}"
 threads = 1
 """)
-    train_main(["motion", "--config", str(config)])
+    return config
+
+
+def test_train_motion_cli_on_a_tiny_config(face_checkpoint, tmp_path):
+    train_main(["motion", "--config", str(tiny_motion_config(tmp_path, face_checkpoint, "motion"))])
     model = load_checkpoint(tmp_path / "motion.safetensors", MotionGenerator)
     assert model.motion_dim == 10 and model.diffusion
     assert (tmp_path / "motion.md").read_text().startswith("# Motion generator, diffusion transformer")
@@ -143,34 +149,7 @@ def test_motion_and_evaluators_train_in_the_world_space(tmp_path):
     commands (configs/motion_world.toml, motion_evaluators_world.toml at tiny scale)."""
     from vasa_lib.eval.motion import evaluator_path
 
-    config = tmp_path / "motion_world_tiny.toml"
-    config.write_text(f"""
-[model]
-window = 8
-context = 3
-width = 16
-depth = 1
-heads = 2
-[audio]
-dim = 16
-layers = 1
-kernel_size = 3
-[data]
-face_checkpoint = "world"
-cache_dir = "{tmp_path}"
-n_train = 2
-n_val = 1
-windows_per_clip = 4
-batch_size = 4
-[train]
-lr = 0.001
-max_steps = 3
-max_minutes = 1.0
-checkpoint = "{tmp_path / 'motion_world.safetensors'}"
-run_dir = "{tmp_path / 'runs'}"
-threads = 1
-""")
-    train_main(["motion", "--config", str(config)])
+    train_main(["motion", "--config", str(tiny_motion_config(tmp_path, lat.WORLD, "motion_world"))])
     model = load_checkpoint(tmp_path / "motion_world.safetensors", MotionGenerator)
     assert model.motion_dim == 17
     evaluators = tmp_path / "evaluators.toml"
