@@ -20,10 +20,12 @@ a shipped checkpoint (assets/checkpoints) changes only when a command names it (
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +70,21 @@ class _Tee:
         return getattr(self.streams[0], name)
 
 
-def log_to(folder: Path, name: str) -> None:
-    """Copy everything printed from now on (stdout and stderr) to folder/name, unbuffered."""
-    folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / name, "a", buffering=1)
-    sys.stdout, sys.stderr = _Tee(sys.__stdout__, log), _Tee(sys.__stderr__, log)
+@contextlib.contextmanager
+def log_to(folder: str | None, name: str) -> Iterator[None]:
+    """Inside the block, copy everything printed (stdout and stderr) to folder/name, unbuffered;
+    without a folder, do nothing."""
+    if folder is None:
+        yield
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with open(Path(folder) / name, "a", buffering=1) as log:
+        streams = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = _Tee(streams[0], log), _Tee(streams[1], log)
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = streams
 
 
 def redirect(train: dict[str, Any], out: str | None) -> None:
@@ -139,8 +151,8 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
 
     [data] source = "pairs" draws frame pairs of train people from the motion bank of the first
     n_clips train clips and renders them on the fly (`vasa_lib.world.pairs`); otherwise frames
-    come from n_train cached clips. With `out`, the checkpoint, its card, the CSV log and a copy of
-    the output go to that folder."""
+    come from n_train cached clips. With `out`, the checkpoint, its card and the CSV log go to that
+    folder (the command line also copies its output there, `log_to`)."""
     from vasa_lib.face.lit import LitFace
     from vasa_lib.world.pairs import PairDataModule, motion_bank
 
@@ -148,8 +160,6 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     model_cfg, data, train, loss = cfg["model"], cfg["data"], cfg["train"], cfg.get("loss", {})
     train.update(overrides or {})
     redirect(train, out)
-    if out:
-        log_to(Path(out), "train_face.log")
     L.seed_everything(data.get("seed", 0), workers=True)
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
     if video_data:
@@ -381,7 +391,7 @@ def train_reader(config_path: str, command: str = "", out: str | None = None,
                  checkpoint: str | None = None) -> Path:
     """Fit the parameter reader (`vasa_lib.eval.reader`) on renders of train-split people and save
     it with a card at `checkpoint`, else [train] checkpoint; returns the checkpoint path. With
-    `out`, checkpoint, card and log go to that folder."""
+    `out`, checkpoint and card go to that folder."""
     from vasa_lib.eval.reader import ReaderConfig
     from vasa_lib.eval.reader import train_reader as fit_reader
 
@@ -389,8 +399,6 @@ def train_reader(config_path: str, command: str = "", out: str | None = None,
     train = cfg["train"]
     train["checkpoint"] = checkpoint or train["checkpoint"]
     redirect(train, out)
-    if out:
-        log_to(Path(out), "train_reader.log")
     torch.set_num_threads(train.get("threads", torch.get_num_threads()))
     model, report = fit_reader(ReaderConfig(**cfg.get("model", {})), train["steps"], train["batch"], train["lr"],
                                train["uniform_share"], train["n_clips"], train["seed"], train.get("log_every", 0),
@@ -445,7 +453,8 @@ def main(argv: list[str] | None = None) -> None:
                                        ("checkpoint", args.checkpoint), ("init", args.init), ("lr", args.lr),
                                        ("identity_net", args.identity_net))
                      if v is not None}
-        train_face(args.config, overrides, command, args.data, args.out)
+        with log_to(args.out, "train_face.log"):
+            train_face(args.config, overrides, command, args.data, args.out)
     elif args.model == "motion":
         overrides = {k: v for k, v in (("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
                                        ("checkpoint", args.checkpoint)) if v is not None}
@@ -455,7 +464,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.model == "evaluators":
         train_evaluators(args.config, command, args.out)
     elif args.model == "reader":
-        train_reader(args.config, command, args.out, args.checkpoint)
+        with log_to(args.out, "train_reader.log"):
+            train_reader(args.config, command, args.out, args.checkpoint)
     else:
         overrides = {"checkpoint": args.checkpoint} if args.checkpoint else {}
         train_identity(args.config, overrides, command, args.data)

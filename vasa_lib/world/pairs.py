@@ -23,13 +23,16 @@ the transfer to the device it gains "frames" (B, 2, 3, H, W) and "parts" (B, 2, 
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import lightning as L
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader, IterableDataset
 
+from vasa_lib import paths
 from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
 from vasa_lib.world.params import DYNAMICS_LIMITS, POSE_DIM, POSE_LIMITS
 
@@ -38,24 +41,37 @@ LIMITS = torch.cat([POSE_LIMITS, DYNAMICS_LIMITS])               # (17, 2) low, 
 
 def motion_bank_path(split: str, n_clips: int, cache_dir: str | Path | None = None) -> Path:
     """Where the motion bank of the first n_clips clips of a split is cached."""
-    from vasa_lib import paths
-
     return paths.data_dir(cache_dir) / f"motion_bank_{split}_{n_clips}.safetensors"
+
+
+def clip_code_key() -> str | None:
+    """`source_hash` of the code that makes clips, or None where the speech engine is not
+    installed (a GPU machine: it cannot make clips, and reads the banks it is given)."""
+    from vasa_lib.world.clips import CLIP_CODE
+
+    try:
+        return paths.source_hash(*CLIP_CODE)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def motion_bank(split: str, n_clips: int, cache_dir: str | Path | None = None,
                 path: str | Path | None = None) -> torch.Tensor:
     """Every frame's [pose, dynamics] (N, 17) of the first n_clips clips of a split, read from
-    `path` (default: the data cache) or made from the clips (speech synthesis, CPU) and saved."""
+    `path` as it is, or from the data cache if the code that makes clips has not changed since
+    (else made from the clips, with speech synthesis on the CPU, and saved there)."""
+    key = None if path else clip_code_key()
     path = Path(path) if path else motion_bank_path(split, n_clips, cache_dir)
     if path.exists():
-        return load_file(path)["motion"]
+        with safe_open(str(path), framework="pt") as f:
+            if key is None or (f.metadata() or {}).get("code") == key:
+                return f.get_tensor("motion")
     from vasa_lib.world.clips import load_clip
 
     clips = [load_clip(i, split, cache_dir) for i in range(n_clips)]
     bank = torch.cat([torch.cat([torch.from_numpy(c.pose), torch.from_numpy(c.dynamics)], -1) for c in clips])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"motion": bank.contiguous()}, str(path), metadata={"split": split, "n_clips": str(n_clips)})
+    metadata = {"split": split, "n_clips": str(n_clips), "code": key or clip_code_key() or ""}
+    paths.write_atomic(path, lambda tmp: save_file({"motion": bank.contiguous()}, str(tmp), metadata=metadata))
     return bank
 
 
