@@ -239,6 +239,13 @@ def generate_for(model: MotionGenerator, latents: LatentSet, i: int, steps: int,
     return generate(model.transformer, features, controls_of(latents, i), steps, scales, seed)
 
 
+def shipped_models(face: str | Path | None) -> tuple[Path, Path]:
+    """The shipped diffusion model and regression baseline of a motion space: motion(_baseline),
+    or motion_world(_baseline) for WORLD."""
+    space = "_world" if str(face) == WORLD else ""
+    return paths.checkpoint(f"motion{space}"), paths.checkpoint(f"motion{space}_baseline")
+
+
 def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = None, face: str | Path | None = None,
              n_clips: int = 48, n_diversity: int = 12, n_samples: int = 3, steps: int = DEFAULT_STEPS,
              scales: dict[str, float] | None = None, seed: int = 0,
@@ -247,9 +254,8 @@ def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = 
     evaluators: the folder of the evaluator checkpoints (eval_*.safetensors). Every path defaults
     to the shipped checkpoint."""
     face = motion_space(face or paths.checkpoint("face"))
-    space = "_world" if face == WORLD else ""
-    diffusion = diffusion or paths.checkpoint(f"motion{space}")
-    baseline = baseline or paths.checkpoint(f"motion{space}_baseline")
+    shipped = shipped_models(face)
+    diffusion, baseline = diffusion or shipped[0], baseline or shipped[1]
     evaluators = evaluators or paths.checkpoints_dir()
     torch.manual_seed(seed)
     start = time.perf_counter()
@@ -339,9 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--write-card", action="store_true", help="add the results to both models' cards")
     args = parser.parse_args(argv)
-    space = "_world" if args.face == WORLD else ""
-    args.diffusion = args.diffusion or str(paths.checkpoint(f"motion{space}"))
-    args.baseline = args.baseline or str(paths.checkpoint(f"motion{space}_baseline"))
+    shipped = shipped_models(args.face)
+    args.diffusion, args.baseline = args.diffusion or str(shipped[0]), args.baseline or str(shipped[1])
     torch.set_num_threads(args.threads)
     results = evaluate(args.diffusion, args.baseline, args.face, n_clips=args.clips,
                        n_diversity=args.diversity_clips, steps=args.steps, scales=parse_scales(args.scale),
