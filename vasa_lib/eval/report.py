@@ -42,6 +42,7 @@ from vasa_lib.eval.motion import (
     evaluator_grades,
     frechet_distance,
     load_evaluators,
+    shipped_models,
     window_features,
 )
 from vasa_lib.eval.realism import detector_accuracy, train_detector
@@ -82,9 +83,8 @@ def evaluate_space(space: str, n_clips: int = 8, n_train: int = 16, n_diversity:
     systems = SYSTEMS if systems is None else systems
     start = time.perf_counter()
     face = WORLD if space == "world" else motion_space(paths.checkpoint("face"))
-    suffix = "_world" if space == "world" else ""
-    models = {name: load_checkpoint(paths.checkpoint(f"motion{suffix}{'' if name == 'diffusion' else '_baseline'}"),
-                                    MotionGenerator) for name in ("diffusion", "baseline")}
+    models = {name: load_checkpoint(path, MotionGenerator)
+              for name, path in zip(("diffusion", "baseline"), shipped_models(face))}
     ev, how = load_evaluators(face)
     test = load_latents("test", n_clips, face)
     reference = load_latents("test", n_clips, face, start=n_clips)          # other clips, for motion_fd
