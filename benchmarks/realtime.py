@@ -10,14 +10,20 @@ sampling steps, on `--seconds` of speech (the portrait is encoded once beforehan
   from starting it (all audio available) to the first frame. Streaming also waits for
   `lookahead_ms` of audio beyond each window (the audio encoder's receptive field);
 - audio_features_ms_per_window, diffusion_ms_per_window, decoding_ms_per_frame: where the time goes;
-- realtime_factor: stream_fps / 25 (above 1: faster than real time).
+- realtime_factor: stream_fps / 25 (above 1: faster than real time);
+- live_latency_ms: from the first word of live speech to its first frame: the window's W frames
+  and the look-ahead must have been spoken before the first window can be sampled, then
+  first_frame_latency_ms (at the fewest steps measured).
 VASA-1 reports 45 fps offline and 40 fps streaming with 170 ms latency at 512 x 512 on an RTX 4090.
 
-Drift (`--long-seconds` of speech, streamed): the motion stays in the training range to the end
-(|z| of the normalised latents, share of frames within 4 standard deviations, first and last
-minute), the head keeps moving (pose std), windows join without a seam (mean pose change from
-one frame to the next at window borders against inside windows), the identity is kept (identity-network similarity of
-the first and last second of frames to the portrait), and memory stays flat (resident set growth).
+Drift (`--long-seconds` of speech, streamed), first and last minute: whether the motion stays in
+the training range (|z| of the normalised latents, share of frames within 4 standard deviations),
+whether the head keeps moving (pose std), whether windows join without a seam (`seam_ratio`: the
+head's turn across window borders over its turn inside windows, 1 = no seam), whether the identity
+is kept (identity-network similarity of the first and last second of frames to the portrait) and
+whether memory stays flat (resident set growth). `drift_world`: the same speech for the parameter
+path (`motion_world`), against the world's own motion of the same person for the same sentences
+(`world_drift`): the spread, range, blinks and lip sync of the truth are the yardstick.
 """
 
 import argparse
@@ -32,22 +38,35 @@ import torch
 
 from vasa_lib import paths
 from vasa_lib.audio.mel import SAMPLES_PER_FRAME
+from vasa_lib.checkpoint import load_checkpoint
+from vasa_lib.eval.motion import blinks_per_minute, pearson, seam_ratio, shipped_models, window_jumps
+from vasa_lib.motion.latents import WORLD
+from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.pipeline import Settings, Talker, receptive_radius
-from vasa_lib.world.params import FPS, POSE_LIMITS, SAMPLE_RATE
+from vasa_lib.world.clips import clip_from_speech
+from vasa_lib.world.identity import IDENTITY_SPLITS
+from vasa_lib.world.params import FPS, POSE_DIM, POSE_LIMITS, SAMPLE_RATE, dyn_index
 from vasa_lib.world.sentences import sentence_for
-from vasa_lib.world.speech import synthesize
+from vasa_lib.world.speech import Speech, synthesize
 
 PORTRAIT = "test_10100.png"   # in vasa_lib.paths.portraits_dir()
+PAUSE = int(0.3 * SAMPLE_RATE)   # samples of silence between sentences
+
+
+def sentences(seconds: float, voice: str = "en-us") -> list[Speech]:
+    """Held-out sentences, as many as it takes to fill `seconds` with 0.3 s between them."""
+    speeches, n = [], 0
+    while n < seconds * SAMPLE_RATE:
+        speeches.append(synthesize(sentence_for(len(speeches), "test"), voice=voice))
+        n += len(speeches[-1].audio) + PAUSE
+    return speeches
 
 
 def speech_of(seconds: float, voice: str = "en-us") -> np.ndarray:
     """Held-out sentences read one after another with 0.3 s pauses, cut to `seconds`: (N,) 16 kHz."""
-    parts, n, i = [], 0, 0
-    while n < seconds * SAMPLE_RATE:
-        audio = synthesize(sentence_for(i, "test"), voice=voice).audio
-        parts += [audio, np.zeros(int(0.3 * SAMPLE_RATE), np.float32)]
-        n, i = n + len(audio) + int(0.3 * SAMPLE_RATE), i + 1
-    return np.concatenate(parts)[: int(seconds * SAMPLE_RATE)]
+    pause = np.zeros(PAUSE, np.float32)
+    return np.concatenate([part for s in sentences(seconds, voice) for part in (s.audio, pause)])[
+        : int(seconds * SAMPLE_RATE)]
 
 
 def rss_mb() -> float:
@@ -101,10 +120,7 @@ def drift(talker: Talker, portrait, seconds: float, steps: int) -> dict:
     def part(x: torch.Tensor, first: bool) -> torch.Tensor:
         return x[:span] if first else x[-span:]
 
-    jumps = (motion[1:, :6] - motion[:-1, :6]).abs().mean(1)      # (T - 1,) pose change into frame i + 1
-    w = t.config.window
-    at_border = torch.zeros(len(jumps), dtype=torch.bool)
-    at_border[w - 1::w] = True                                     # frame k W - 1 -> k W: a window border
+    border, inside = window_jumps(motion[:, :POSE_DIM], t.config.window)
     frames_first, frames_last = talker.render(portrait, motion[:FPS]), talker.render(portrait, motion[-FPS:])
     in_world = ((motion[:, :6] >= POSE_LIMITS[:, 0]) & (motion[:, :6] <= POSE_LIMITS[:, 1])).all(1).float()
     return {"seconds": round(len(audio) / SAMPLE_RATE, 1), "steps": steps, "frames": len(motion),
@@ -113,8 +129,7 @@ def drift(talker: Talker, portrait, seconds: float, steps: int) -> dict:
             "within_4_std_last": round(float((part(z, False) <= 4).all(1).float().mean()), 4),
             "mean_abs_z_first": round(float(part(z, True).mean()), 3),
             "mean_abs_z_last": round(float(part(z, False).mean()), 3),
-            "pose_jump_at_window_borders": round(float(jumps[at_border].mean()), 5),
-            "pose_jump_inside_windows": round(float(jumps[~at_border].mean()), 5),
+            "seam_ratio": round(float(border.mean() / inside.mean()), 3),
             "pose_in_world_range_last": round(float(part(in_world, False).mean()), 4),
             "pose_std_first": [round(v, 4) for v in part(pose, True).std(0).tolist()],
             "pose_std_last": [round(v, 4) for v in part(pose, False).std(0).tolist()],
@@ -122,6 +137,40 @@ def drift(talker: Talker, portrait, seconds: float, steps: int) -> dict:
             "id_similarity_last_second": round(float(talker.identity_similarity(portrait, frames_last).mean()), 4),
             "rss_growth_mb": round(rss_mb() - rss_start, 1),
             "motion_seconds": round(time.perf_counter() - start, 1)}
+
+
+def world_drift(seconds: float, steps: int, checkpoint: str | Path | None = None) -> dict:
+    """The parameter path over long speech: the world-space generator (`motion_world`) against the
+    world's own motion of the same test person for the same sentences, read back to back; the
+    first and the last minute (or fifth, if shorter) compared. Pose spread in radians (yaw, pitch,
+    roll) and world units (tx, ty, distance); "in the truth's range": every one of the 17 numbers
+    between the truth's 1st and 99th percentile over the whole speech."""
+    person = int(IDENTITY_SPLITS["test"][0])
+    clips = [clip_from_speech(s, person, motion_seed=i) for i, s in enumerate(sentences(seconds))]
+    truth = torch.from_numpy(np.concatenate([np.concatenate([c.pose, c.dynamics], 1) for c in clips]))
+    model = load_checkpoint(checkpoint or shipped_models(WORLD)[0], MotionGenerator)
+    start = time.perf_counter()
+    motion = model.generate(torch.from_numpy(np.concatenate([c.audio for c in clips])), steps=steps)
+    motion_seconds = time.perf_counter() - start
+    span = min(60 * FPS, len(motion) // 5)
+    low, high = torch.quantile(truth, torch.tensor([0.01, 0.99]), dim=0)
+    eyelid = POSE_DIM + dyn_index("eyelid")
+
+    def figures(x: torch.Tensor) -> dict:
+        first, last = x[:span], x[-span:]
+        in_range = lambda p: round(float(((p >= low) & (p <= high)).all(1).float().mean()), 4)  # noqa: E731
+        return {"pose_std_first": [round(v, 4) for v in first[:, :POSE_DIM].std(0).tolist()],
+                "pose_std_last": [round(v, 4) for v in last[:, :POSE_DIM].std(0).tolist()],
+                "in_truth_range_first": in_range(first), "in_truth_range_last": in_range(last),
+                "blinks_per_min_first": round(blinks_per_minute(first[:, eyelid]), 1),
+                "blinks_per_min_last": round(blinks_per_minute(last[:, eyelid]), 1)}
+
+    jaw = POSE_DIM + dyn_index("jaw_open")
+    return {"seconds": round(len(motion) / FPS, 1), "steps": steps, "compared_seconds": round(span / FPS, 1),
+            "lip_sync_corr_first": round(pearson(motion[:span, jaw], truth[:span, jaw]), 4),
+            "lip_sync_corr_last": round(pearson(motion[-span:, jaw], truth[-span:, jaw]), 4),
+            "seam_ratio": round(seam_ratio([motion[:, :POSE_DIM]], model.transformer.config.window), 3),
+            "generated": figures(motion), "truth": figures(truth), "motion_seconds": round(motion_seconds, 1)}
 
 
 def main() -> None:
@@ -155,8 +204,13 @@ def main() -> None:
     with torch.inference_mode():
         result["by_steps"] = {str(s): speed(talker, portrait, audio, s, args.repeats) for s in args.steps}
         result.update(result["by_steps"][str(min(args.steps))], steps=min(args.steps))
+        # live: the first window starts once its W frames and the look-ahead M have been spoken
+        result["live_latency_ms"] = round(result["window"] * 1000 / FPS + result["lookahead_ms"]
+                                          + result["first_frame_latency_ms"], 1)
         if args.long_seconds > 0:
             result["drift"] = drift(talker, portrait, args.long_seconds, args.long_steps)
+            world = Path(args.checkpoints) / "motion_world.safetensors" if args.checkpoints else None
+            result["drift_world"] = world_drift(args.long_seconds, args.long_steps, world)
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=None if args.json else 2))
 

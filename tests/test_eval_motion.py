@@ -19,6 +19,7 @@ from vasa_lib.eval.motion import (
     frechet_distance,
     parse_scales,
     pearson,
+    seam_ratio,
     window_features,
 )
 from vasa_lib.eval.probes import MotionProbes, ProbeConfig
@@ -59,6 +60,15 @@ def test_metric_math():
     assert diversity(same[:, 0]) == 0.0 and diversity(torch.randn(4, 20, 5)) > 0.5
     features = window_features(torch.randn(60, 5))
     assert features.shape == (len(range(0, 36, 12)), 10)
+
+
+def test_seam_ratio_sees_a_jump_at_each_window_border():
+    steady = torch.zeros(100, 6)
+    steady[:, 0] = 0.01 * torch.arange(100)                          # one turn at a constant speed
+    assert seam_ratio([steady], window=25) == pytest.approx(1.0)
+    seams = steady.clone()
+    seams[:, 0] += 0.02 * (torch.arange(100) // 25)                  # each window starts 0.02 rad on
+    assert seam_ratio([seams], window=25) == pytest.approx(3.0)      # 0.03 rad across a border, 0.01 inside
 
 
 def test_frechet_distance_matches_scipy():
@@ -115,6 +125,19 @@ def test_capp_and_emotion_shapes():
     assert 0 <= classifier.predict(latents.split("motion")[0]) < 5
     with pytest.raises(ValueError, match="same length"):
         capp.score(latents.split("mel")[0], latents.split("motion")[0][:-1])
+    with pytest.raises(ValueError, match="multiple of segments"):
+        Capp(CappConfig(frames=75, segments=4))
+
+
+def test_capp_embeddings_keep_time():
+    """Pooled over segments, a pose window and the same window reversed embed differently; pooled
+    over the whole window (one segment), they cannot."""
+    torch.manual_seed(0)
+    pose, mask = torch.randn(1, 75, 6), torch.ones(1, 75, dtype=torch.bool)
+    for segments, differ in ((1, False), (5, True)):
+        capp = Capp(CappConfig(width=16, layers=0, embed=8, segments=segments))
+        forward, backward = capp.embed_pose(pose, mask), capp.embed_pose(pose.flip(1), mask)
+        assert torch.allclose(forward, backward, atol=1e-5) != differ
 
 
 def test_clip_metrics_of_the_true_motion():
@@ -126,7 +149,7 @@ def test_clip_metrics_of_the_true_motion():
           "emotion": EmotionClassifier(EmotionConfig(motion_dim=6 + DYN, width=16, layers=1))}
     motion = latents.split("motion")[1]
     metrics = clip_metrics(motion, latents, 1, ev)
-    assert set(KEYS) - {"motion_fd", "diversity"} <= set(metrics)
+    assert set(KEYS) - {"motion_fd", "diversity", "seam_ratio"} <= set(metrics)
     assert metrics["lip_sync_corr"] == pytest.approx(1.0, abs=1e-4)       # the mouth reader sees the true mouth
     assert metrics["distance_err"] < 0.05 and metrics["gaze_err_deg"] < 1.0
     assert metrics["emotion_acc"] in (0.0, 1.0)

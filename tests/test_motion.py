@@ -16,7 +16,7 @@ from vasa_lib.motion.baseline import RegressionBaseline
 from vasa_lib.motion.data import MotionWindows, motion_stats
 from vasa_lib.motion.generate import Controls, generate
 from vasa_lib.motion.guidance import DROP_PROBS, guided_x0, sample_drop
-from vasa_lib.motion.lit import LitMotion, diffusion_loss, regression_loss, split_batch
+from vasa_lib.motion.lit import LitMotion, diffusion_loss, motion_loss, regression_loss, split_batch
 from vasa_lib.motion.sampler import ddim_sample, ddim_step, ddim_timesteps
 from vasa_lib.motion.schedule import NoiseSchedule
 from vasa_lib.motion.transformer import CONDITIONS, MotionConditions, MotionConfig, MotionTransformer
@@ -184,6 +184,21 @@ def test_training_dropout_rates():
     for name, p in DROP_PROBS.items():
         assert abs(drop[name].float().mean().item() - p) < 0.015
     assert (drop["audio"] & drop["gaze"]).float().mean() < 0.02   # independent: about 0.01
+
+
+def test_motion_loss_terms():
+    """The velocity term on chosen numbers only, and the join with the previous window."""
+    x0 = torch.zeros(2, W, D)
+    shifted = x0 + 1.0                                   # off by a constant: no velocity error inside the window
+    assert motion_loss(shifted, x0, velocity_weight=5.0) == pytest.approx(1.0)
+    joined = torch.tensor([True, False])                 # the first window saw its previous window, the second not
+    with_join = motion_loss(shifted, x0, velocity_weight=5.0, joined=joined)
+    assert with_join == pytest.approx(1.0 + 5.0 * 0.5 / W)      # one join step of W, in one window of two
+    jumpy = x0.clone()
+    jumpy[:, W // 2:, D - 1] = 1.0                        # one step in the last number only
+    head_only = motion_loss(jumpy, x0, velocity_weight=1.0, velocity_dims=D - 1)
+    assert head_only == pytest.approx(float(jumpy.square().mean()))     # the step lies outside the velocity term
+    assert motion_loss(jumpy, x0, velocity_weight=1.0) > head_only
 
 
 # --- generation --------------------------------------------------------------------------------------

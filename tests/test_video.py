@@ -63,3 +63,16 @@ def test_setup_and_helpers(monkeypatch, tmp_path):
     html = video_html(torch.rand(5, 3, 32, 32), np.zeros(3200, np.float32))
     assert html.startswith("<video") and "base64," in html
     assert image_grid(torch.rand(5, 3, 8, 8), nrow=3).shape == (16, 24, 3)
+
+
+def test_side_by_side_labels_each_video():
+    from vasa_lib.notebook import side_by_side
+
+    black, white = torch.zeros(2, 3, 40, 40), torch.ones(2, 3, 40, 30)
+    frames = side_by_side([black, white], ["a", "b"], bar=16)
+    assert frames.shape == (2, 3, 56, 70)
+    assert torch.equal(frames[:, :, 16:], torch.cat([black, white], dim=-1))     # the videos, untouched
+    header = frames[0, :, :16]
+    assert header[:, :, :40].min() < 0.5 and header[:, :, 40:].min() < 0.5      # a label drawn over each one
+    with pytest.raises(ValueError, match="labels"):
+        side_by_side([black], ["a", "b"])

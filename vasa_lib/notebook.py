@@ -83,6 +83,25 @@ def show_video(frames: torch.Tensor, audio: np.ndarray | None = None, fps: int =
     return HTML(video_html(frames, audio, fps=fps, width=width))
 
 
+def side_by_side(videos: list[torch.Tensor], labels: list[str], bar: int = 18) -> torch.Tensor:
+    """Videos of one length, each (T, 3, H, W) in [0, 1], put side by side under a white bar with
+    each one's label written into it: (T, 3, bar + H, sum of W). The labels are part of the
+    frames, so they stay with the video wherever it is saved or shown."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if len(videos) != len(labels):
+        raise ValueError(f"{len(videos)} videos but {len(labels)} labels")
+    frames = torch.cat(videos, dim=-1)
+    strip = Image.new("RGB", (frames.shape[-1], bar), "white")
+    draw, font, x = ImageDraw.Draw(strip), ImageFont.load_default(size=bar - 6), 0
+    for video, label in zip(videos, labels):
+        w = video.shape[-1]
+        draw.text((x + w / 2, bar / 2), label, fill="black", font=font, anchor="mm")
+        x += w
+    header = torch.from_numpy(np.array(strip)).permute(2, 0, 1).to(frames.dtype) / 255
+    return torch.cat([header.expand(len(frames), -1, -1, -1), frames], dim=-2)
+
+
 def image_grid(images: torch.Tensor, nrow: int) -> np.ndarray:
     """(N, 3, H, W) in [0, 1] -> one (rows*H, nrow*W, 3) array, padded with white."""
     n, _, h, w = images.shape

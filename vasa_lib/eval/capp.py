@@ -7,6 +7,10 @@ speech (rhythm, stress, pauses), whatever its exact path. Ours: two `TemporalEnc
 trained with the symmetric InfoNCE loss of CLIP on TRAIN-identity latents. The pose enters
 normalised (train statistics) and centred on its window mean, so the score is about motion,
 not where the head rests or how far it is. Clips shorter than 3 s are padded and masked.
+Each encoder pools its per-frame features over `segments` spans of the window (0.2 s each by
+default) rather than over the whole of it, so the embeddings keep the timing of stresses and
+nods: pooled over the whole window, they can only match a voice's loudness with a head's
+amount of motion, which says more about the person than about the speech.
 
     capp = mean over windows of cos(audio embedding, pose embedding)      (higher: better)
 """
@@ -27,9 +31,11 @@ from vasa_lib.world.params import POSE_DIM
 
 @dataclass
 class CappConfig:
-    """frames: window length (75 = 3 s); width, layers: the encoders; embed: embedding size."""
+    """frames: window length (75 = 3 s); segments: time spans each encoder pools over (frames
+    must be a multiple); width, layers: the encoders; embed: embedding size."""
 
     frames: int = 75
+    segments: int = 15
     width: int = 64
     layers: int = 3
     embed: int = 64
@@ -47,8 +53,10 @@ class Capp(nn.Module):
     def __init__(self, config: CappConfig | None = None):
         super().__init__()
         self.config = c = config or CappConfig()
-        self.audio = TemporalEncoder(FRAME_FEATURE_DIM, c.width, c.embed, c.layers)
-        self.pose = TemporalEncoder(POSE_DIM, c.width, c.embed, c.layers)
+        if c.frames % c.segments:
+            raise ValueError(f"CAPP frames {c.frames} must be a multiple of segments {c.segments}")
+        self.audio = TemporalEncoder(FRAME_FEATURE_DIM, c.width, c.embed, c.layers, c.segments)
+        self.pose = TemporalEncoder(POSE_DIM, c.width, c.embed, c.layers, c.segments)
         self.register_buffer("pose_std", torch.ones(POSE_DIM))
 
     def embed_audio(self, mel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

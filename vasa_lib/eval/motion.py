@@ -15,6 +15,8 @@ world's own parameters [pose (6), dynamics (11)] (`motion_world*.safetensors`, g
 - sync_conf, sync_dist: a SyncNet-style audio-mouth model (`vasa_lib.eval.syncnet`), like Sc, Sd;
 - capp: a CLIP-style audio-pose model on 3 s windows (`vasa_lib.eval.capp`);
 - delta_p: mean head rotation change between adjacent frames, degrees (|| d(yaw, pitch, roll) ||);
+- seam_ratio: that change across the borders of the generator's windows over the change inside
+  them (1: no seam; the truth has no windows, so its value is about 1);
 - motion_fd: Frechet distance between windows (1 s, stride 0.5 s) of the system's motion and of
   the true latents of OTHER test clips, on per-window features [mean, std of the velocity] of the
   normalised motion (so ground_truth's value is the sampling floor, not 0);
@@ -49,7 +51,7 @@ from vasa_lib.eval.capp import Capp, CappConfig, train_capp
 from vasa_lib.eval.emotion import EmotionClassifier, EmotionConfig, train_emotion
 from vasa_lib.eval.probes import MotionProbes, ProbeConfig
 from vasa_lib.eval.syncnet import SyncNet, SyncNetConfig, train_syncnet
-from vasa_lib.eval.windows import sliding_windows
+from vasa_lib.eval.windows import crop, sliding_windows
 from vasa_lib.motion.generate import Controls, generate
 from vasa_lib.motion.guidance import GUIDANCE_SCALES
 from vasa_lib.motion.latents import WORLD, LatentSet, load_latents, motion_space, space_key
@@ -58,8 +60,8 @@ from vasa_lib.motion.sampler import DEFAULT_STEPS
 from vasa_lib.world.params import EMOTIONS, FPS, POSE_DIM, dyn_index
 
 EVALUATORS: dict[str, type] = {"probes": MotionProbes, "syncnet": SyncNet, "capp": Capp, "emotion": EmotionClassifier}
-KEYS = ("lip_sync_corr", "sync_conf", "sync_dist", "capp", "delta_p", "motion_fd", "diversity", "gaze_err_deg",
-        "distance_err", "emotion_acc")
+KEYS = ("lip_sync_corr", "sync_conf", "sync_dist", "capp", "delta_p", "seam_ratio", "motion_fd", "diversity",
+        "gaze_err_deg", "distance_err", "emotion_acc")
 
 
 # --- metrics on plain tensors ----------------------------------------------------------------------
@@ -76,6 +78,22 @@ def delta_p(pose: torch.Tensor) -> float:
     if len(pose) < 2:
         raise ValueError("delta_p needs at least 2 frames")
     return math.degrees(float(pose[1:, :3].sub(pose[:-1, :3]).norm(dim=-1).mean()))
+
+
+def window_jumps(pose: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head rotation change into each frame, in degrees, of pose (T, 6) generated in windows of
+    `window` frames: (changes across a window border (frame kW - 1 -> kW), changes inside windows)."""
+    jumps = torch.rad2deg(pose[1:, :3].sub(pose[:-1, :3]).norm(dim=-1))          # (T - 1,)
+    at_border = torch.zeros(len(jumps), dtype=torch.bool)
+    at_border[window - 1::window] = True
+    return jumps[at_border], jumps[~at_border]
+
+
+def seam_ratio(poses: list[torch.Tensor], window: int) -> float:
+    """Mean head rotation change at window borders over the mean inside windows, pooled over clips
+    (poses: [(T_i, 6)]): 1 when windows join as smoothly as frames within them (the truth's value)."""
+    border, inside = map(torch.cat, zip(*(window_jumps(p, window) for p in poses)))
+    return float(border.mean() / inside.mean())
 
 
 def window_features(motion: torch.Tensor, length: int = FPS, stride: int = FPS // 2) -> torch.Tensor:
@@ -174,7 +192,7 @@ def evaluator_grades(ev: dict[str, torch.nn.Module], test: LatentSet, shift: int
     - syncnet_truth_over_shifted_share: clips whose audio and mouth lie closer (the SyncNet
       distance at offset 0) than the same audio with the mouth moved `shift` frames (0.2 s) late;
     - capp_top1, capp_chance: the audio of a 3 s window retrieves its own pose window among
-      `n_windows` windows of different clips;
+      `n_windows` windows of different clips (the longest clips' first 3 s, shorter ones padded);
     - emotion_acc_truth: the emotion classifier on the true motion."""
     syncnet, capp, emotion = ev["syncnet"], ev["capp"], ev["emotion"]
     offset_zero, over_shifted, correct = [], [], []
@@ -187,17 +205,15 @@ def evaluator_grades(ev: dict[str, torch.nn.Module], test: LatentSet, shift: int
         over_shifted.append(syncnet.distance_curve(mel, motion[:, POSE_DIM:])[at_zero]
                             < syncnet.distance_curve(mel[shift:], motion[:-shift, POSE_DIM:])[at_zero])
         correct.append(emotion.predict(motion) == int(test.emotion[i]))
-    f = capp.config.frames
-    long = [i for i in range(len(test)) if test.lengths()[i] >= f][:n_windows]
-    windows = [(test.offsets[i], test.offsets[i] + f) for i in long]
-    mel = torch.stack([test.mel[s:e] for s, e in windows])
-    pose = torch.stack([test.motion[s:e, :POSE_DIM] for s, e in windows])
-    mask = torch.ones(len(windows), f, dtype=torch.bool)
+    f, mels, motions = capp.config.frames, test.split("mel"), test.split("motion")
+    longest = torch.tensor(test.lengths()).argsort(descending=True, stable=True)[:n_windows].tolist()
+    mel, mask = map(torch.stack, zip(*(crop(mels[i], 0, f) for i in longest)))     # shorter clips: padded
+    pose = torch.stack([crop(motions[i][:, :POSE_DIM], 0, f)[0] for i in longest])
     similarity = capp.embed_audio(mel, mask) @ capp.embed_pose(pose, mask).T
-    top1 = (similarity.argmax(1) == torch.arange(len(windows))).float().mean()
+    top1 = (similarity.argmax(1) == torch.arange(len(longest))).float().mean()
     mean = lambda xs: sum(map(float, xs)) / len(xs)  # noqa: E731
     return {"syncnet_offset_zero_share": mean(offset_zero), "syncnet_truth_over_shifted_share": mean(over_shifted),
-            "capp_top1": float(top1), "capp_chance": 1 / len(windows), "emotion_acc_truth": mean(correct)}
+            "capp_top1": float(top1), "capp_chance": 1 / len(longest), "emotion_acc_truth": mean(correct)}
 
 
 # --- the evaluation --------------------------------------------------------------------------------
@@ -262,7 +278,7 @@ def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = 
     scales = dict(GUIDANCE_SCALES if scales is None else scales)
     models = {"diffusion": load_checkpoint(diffusion, MotionGenerator),
               "baseline": load_checkpoint(baseline, MotionGenerator)}
-    key = space_key(face)
+    key, window = space_key(face), models["diffusion"].transformer.config.window
     for name, path in (("diffusion", diffusion), ("baseline", baseline)):
         trained_on = read_checkpoint(path)[1]["info"].get("face_hash")
         if trained_on != key:
@@ -296,6 +312,7 @@ def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = 
         row["motion_fd"] = frechet_distance(torch.cat([window_features(probes.normalize(m)) for m in motions]),
                                             ref_features)
         row["diversity"] = sum(diversity(probes.normalize(s)) for s in samples) / len(samples)
+        row["seam_ratio"] = seam_ratio([m[:, :POSE_DIM] for m in motions], window)
         systems[name] = {k: round(row[k], 4) for k in (*KEYS, "sync_offset_abs", "blinks_per_min") if k in row}
 
     true_pose = test.true_pose.split(test.lengths())

@@ -63,13 +63,19 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class TemporalEncoder(nn.Module):
     """Per-frame features (B, T, C_in) -> one embedding (B, E): a linear input layer, residual
-    1D convolutions over time (kernel 5), masked mean pooling, a linear head."""
+    1D convolutions over time (kernel 5), masked mean pooling, a linear head.
 
-    def __init__(self, in_dim: int, width: int, out_dim: int, layers: int):
+    With `segments` S > 1 the mean is taken over S equal spans of time (T must be a multiple of
+    S) and the S means are concatenated before the head: the embedding then keeps *when* things
+    happen, which one mean over the window throws away (CAPP needs it: a nod on a stressed
+    syllable matches that syllable only at its time)."""
+
+    def __init__(self, in_dim: int, width: int, out_dim: int, layers: int, segments: int = 1):
         super().__init__()
+        self.segments = segments
         self.input = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, width))
         self.convs = nn.ModuleList(nn.Conv1d(width, width, 5, padding=2) for _ in range(layers))
-        self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, out_dim))
+        self.head = nn.Sequential(nn.LayerNorm(segments * width), nn.Linear(segments * width, out_dim))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Per-frame features (B, T, width)."""
@@ -80,7 +86,12 @@ class TemporalEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask
-        return self.head(masked_mean(self.features(x), mask))
+        if x.shape[1] % self.segments:
+            raise ValueError(f"{x.shape[1]} frames do not split into {self.segments} equal segments")
+        split = "b (s l) ... -> (b s) l ..."
+        means = masked_mean(rearrange(self.features(x), split, s=self.segments),
+                            rearrange(mask, split, s=self.segments))
+        return self.head(rearrange(means, "(b s) c -> b (s c)", s=self.segments))
 
 
 def fit(model: nn.Module, loss_fn: Callable[[torch.Generator], torch.Tensor], steps: int, lr: float,

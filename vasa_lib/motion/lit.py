@@ -8,7 +8,8 @@ The first K frames are the previous-window condition (X_pre, A_pre), the last W 
 Diffusion step: draw t ~ U{0 .. T-1} and noise, make x_t = q_sample(x0, t, noise), predict
 x0_hat = H(x_t, t, C) with conditions dropped at random (classifier-free guidance), and minimise
 ||x0 - x0_hat||^2 (the paper's loss), optionally plus the same on frame-to-frame velocities (as
-MDM does). Regression baseline: x0_hat = H(C), the same loss. `LitMotion` trains a
+MDM does), on the head pose only and across the join with the previous window when asked.
+Regression baseline: x0_hat = H(C), the same loss. `LitMotion` trains a
 `MotionGenerator` (either kind), its learned mel encoder jointly.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from vasa_lib.motion.baseline import RegressionBaseline
 from vasa_lib.motion.guidance import sample_drop
@@ -46,25 +46,54 @@ def velocity(motion: torch.Tensor) -> torch.Tensor:
     return motion[:, 1:] - motion[:, :-1]
 
 
-def motion_loss(pred: torch.Tensor, x0: torch.Tensor, velocity_weight: float = 0.0) -> torch.Tensor:
-    """||x0 - pred||^2 (mean), plus velocity_weight times the same on velocities; pred, x0 (B, W, D)."""
-    loss = F.mse_loss(pred, x0)
-    return loss + velocity_weight * F.mse_loss(velocity(pred), velocity(x0)) if velocity_weight else loss
+def motion_loss(pred: torch.Tensor, x0: torch.Tensor, velocity_weight: float = 0.0,
+                velocity_dims: int | None = None, joined: torch.Tensor | None = None) -> torch.Tensor:
+    """||x0 - pred||^2 plus velocity_weight times the same on velocities (mean); pred, x0 (B, W, D).
+
+    velocity_dims: the velocity term covers the first velocity_dims numbers only (POSE_DIM: the
+    head, whose smoothness delta_p measures; blinks and the mouth are fast by nature); None: all.
+    joined (B,) bool: windows whose previous window the model was shown; for them the velocity term
+    also covers the join, the step from the previous window's last frame into the first one. That
+    step's error is the first frame's error (the previous frame is the same in both), and it is
+    what makes a seam when windows are chained.
+    """
+    loss = (pred - x0).pow(2).mean((1, 2))
+    if velocity_weight:
+        p, x = pred[..., :velocity_dims], x0[..., :velocity_dims]
+        steps = (velocity(p) - velocity(x)).pow(2).mean(2)                                  # (B, W - 1)
+        if joined is not None:
+            join = (p[:, :1] - x[:, :1]).pow(2).mean(2) * joined[:, None]                  # (B, 1)
+            steps = torch.cat([join, steps], 1)
+        loss = loss + velocity_weight * steps.mean(1)
+    return loss.mean()
+
+
+def joined_windows(cond: MotionConditions, drop: DropMask | None, batch_size: int) -> torch.Tensor | None:
+    """(B,) bool: the windows whose previous window the model sees (None when there is none)."""
+    if cond.prev_motion is None:
+        return None
+    dropped = (drop or {}).get("previous")
+    return torch.ones(batch_size, dtype=torch.bool, device=cond.audio.device) if dropped is None else ~dropped
 
 
 def diffusion_loss(model: MotionTransformer, schedule: NoiseSchedule, x0: torch.Tensor, cond: MotionConditions,
                    drop: DropMask | None = None, velocity_weight: float = 0.0,
+                   velocity_dims: int | None = None, velocity_join: bool = False,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """The x0-prediction diffusion loss of one batch of normalised windows x0 (B, W, D)."""
+    """The x0-prediction diffusion loss of one batch of normalised windows x0 (B, W, D);
+    velocity_dims and velocity_join (the join with the previous window): see `motion_loss`."""
     t = schedule.sample_t(x0.shape[0], x0.device, generator)
     noise = torch.randn(x0.shape, device=x0.device, generator=generator)
-    return motion_loss(model(schedule.q_sample(x0, t, noise), t, cond, drop), x0, velocity_weight)
+    return motion_loss(model(schedule.q_sample(x0, t, noise), t, cond, drop), x0, velocity_weight,
+                       velocity_dims, joined_windows(cond, drop, len(x0)) if velocity_join else None)
 
 
 def regression_loss(model: RegressionBaseline, x0: torch.Tensor, cond: MotionConditions,
-                    drop: DropMask | None = None, velocity_weight: float = 0.0) -> torch.Tensor:
+                    drop: DropMask | None = None, velocity_weight: float = 0.0,
+                    velocity_dims: int | None = None, velocity_join: bool = False) -> torch.Tensor:
     """The regression baseline's MSE on normalised windows x0 (B, W, D)."""
-    return motion_loss(model(None, None, cond, drop), x0, velocity_weight)
+    return motion_loss(model(None, None, cond, drop), x0, velocity_weight, velocity_dims,
+                       joined_windows(cond, drop, len(x0)) if velocity_join else None)
 
 
 class LitMotion(L.LightningModule):
@@ -77,7 +106,9 @@ class LitMotion(L.LightningModule):
     """
 
     def __init__(self, model: dict | None = None, audio_encoder: dict | None = None,
-                 drop_probs: dict[str, float] | None = None, velocity_weight: float = 0.0, lr: float = 1e-3,
+                 drop_probs: dict[str, float] | None = None, velocity_weight: float = 0.0,
+                 velocity_dims: int | None = None, velocity_join: bool = False,
+                 lr: float = 1e-3,
                  weight_decay: float = 0.01, max_steps: int = 10_000):
         super().__init__()
         self.save_hyperparameters()
@@ -90,9 +121,11 @@ class LitMotion(L.LightningModule):
         transformer = self.model.transformer
         x0, cond = split_batch(transformer, batch, self.model.audio_encoder(batch["audio"]))
         drop = sample_drop(x0.shape[0], self.hparams.drop_probs, x0.device)
+        h = self.hparams
         if transformer.config.diffusion:
-            return diffusion_loss(transformer, self.schedule, x0, cond, drop, self.hparams.velocity_weight)
-        return regression_loss(transformer, x0, cond, drop, self.hparams.velocity_weight)
+            return diffusion_loss(transformer, self.schedule, x0, cond, drop, h.velocity_weight,
+                                  h.velocity_dims, h.velocity_join)
+        return regression_loss(transformer, x0, cond, drop, h.velocity_weight, h.velocity_dims, h.velocity_join)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
