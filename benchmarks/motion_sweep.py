@@ -11,6 +11,9 @@ On `--clips` held-out test clips (their audio and controls), the diffusion model
 and each setting is graded with the per-clip metrics of `python -m vasa_lib.eval.motion` (lip sync,
 SyncNet confidence, delta_p, gaze and distance error, emotion accuracy; blinks per minute in the
 world's space), averaged over the clips. The truth's row is the same metrics on the clips' own motion.
+`jaw_amplitude` is the std of the mouth opening (read by the jaw probe) over the true jaw's: whether
+guidance, which extrapolates away from the audio-free prediction, widens timid mouths (amplitude
+below 1) or only adds motion elsewhere.
 """
 
 import argparse
@@ -27,8 +30,10 @@ from vasa_lib.motion.guidance import GUIDANCE_SCALES
 from vasa_lib.motion.latents import WORLD, load_latents, motion_space
 from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.motion.transformer import CONDITIONS
+from vasa_lib.world.params import dyn_index
 
-SHOWN = ("lip_sync_corr", "sync_conf", "delta_p", "gaze_err_deg", "distance_err", "emotion_acc", "blinks_per_min")
+SHOWN = ("lip_sync_corr", "jaw_amplitude", "sync_conf", "delta_p", "gaze_err_deg", "distance_err", "emotion_acc",
+         "blinks_per_min")
 
 
 def averaged(per_clip: list[dict[str, float]]) -> dict[str, float]:
@@ -45,13 +50,19 @@ def sweep(face: str | None, diffusion: str | None, n_clips: int, steps: int, con
     test = load_latents("test", n_clips, face)
     world = str(face) == WORLD
 
+    true_jaw = test.true_dynamics[:, dyn_index("jaw_open")].split(test.lengths())
+
+    def metrics(motions: list[torch.Tensor]) -> dict[str, float]:
+        return averaged([clip_metrics(m, test, i, ev, world)
+                         | {"jaw_amplitude": float(ev["probes"].read(m, "jaw_open").std() / true_jaw[i].std())}
+                         for i, m in enumerate(motions)])
+
     def run(scales: dict[str, float], n_steps: int) -> dict[str, float]:
         start = time.perf_counter()
         motions = [generate_for(model, test, i, n_steps, scales, seed + i) for i in range(len(test))]
-        return averaged([clip_metrics(m, test, i, ev, world) for i, m in enumerate(motions)]) | {
-            "seconds": round(time.perf_counter() - start, 1)}
+        return metrics(motions) | {"seconds": round(time.perf_counter() - start, 1)}
 
-    return {"truth": averaged([clip_metrics(m, test, i, ev, world) for i, m in enumerate(test.split("motion"))]),
+    return {"truth": metrics(test.split("motion")),
             f"by_{condition}_scale": {str(a): run(GUIDANCE_SCALES | {condition: a}, steps) for a in scales},
             "by_steps": {str(s): run(GUIDANCE_SCALES, s) for s in step_counts},
             "settings": {"face": str(face), "n_clips": len(test), "steps": steps, "scales": GUIDANCE_SCALES,
