@@ -163,6 +163,7 @@ steps = 2
 batch = 4
 [capp]
 frames = 25
+segments = 5
 steps = 2
 batch = 2
 [emotion]
