@@ -39,7 +39,8 @@ import torch
 from vasa_lib import paths
 from vasa_lib.audio.mel import SAMPLES_PER_FRAME
 from vasa_lib.checkpoint import load_checkpoint
-from vasa_lib.eval.motion import blinks_per_minute, pearson, seam_ratio, shipped_models, window_jumps
+from vasa_lib.eval.motion import blinks_per_minute, pearson, seam_ratio, shipped_models
+from vasa_lib.motion.data import clip_motion
 from vasa_lib.motion.latents import WORLD
 from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.pipeline import Settings, Talker, receptive_radius
@@ -120,7 +121,6 @@ def drift(talker: Talker, portrait, seconds: float, steps: int) -> dict:
     def part(x: torch.Tensor, first: bool) -> torch.Tensor:
         return x[:span] if first else x[-span:]
 
-    border, inside = window_jumps(motion[:, :POSE_DIM], t.config.window)
     frames_first, frames_last = talker.render(portrait, motion[:FPS]), talker.render(portrait, motion[-FPS:])
     in_world = ((motion[:, :6] >= POSE_LIMITS[:, 0]) & (motion[:, :6] <= POSE_LIMITS[:, 1])).all(1).float()
     return {"seconds": round(len(audio) / SAMPLE_RATE, 1), "steps": steps, "frames": len(motion),
@@ -129,7 +129,7 @@ def drift(talker: Talker, portrait, seconds: float, steps: int) -> dict:
             "within_4_std_last": round(float((part(z, False) <= 4).all(1).float().mean()), 4),
             "mean_abs_z_first": round(float(part(z, True).mean()), 3),
             "mean_abs_z_last": round(float(part(z, False).mean()), 3),
-            "seam_ratio": round(float(border.mean() / inside.mean()), 3),
+            "seam_ratio": round(seam_ratio([motion[:, :POSE_DIM]], t.config.window), 3),
             "pose_in_world_range_last": round(float(part(in_world, False).mean()), 4),
             "pose_std_first": [round(v, 4) for v in part(pose, True).std(0).tolist()],
             "pose_std_last": [round(v, 4) for v in part(pose, False).std(0).tolist()],
@@ -149,7 +149,7 @@ def world_drift(seconds: float, steps: int, checkpoint: str | Path | None = None
     person's resting tongue, has a range of width 0)."""
     person = int(IDENTITY_SPLITS["test"][0])
     clips = [clip_from_speech(s, person, motion_seed=i) for i, s in enumerate(sentences(seconds))]
-    truth = torch.from_numpy(np.concatenate([np.concatenate([c.pose, c.dynamics], 1) for c in clips]))
+    truth = torch.cat([clip_motion(c) for c in clips])
     model = load_checkpoint(checkpoint or shipped_models(WORLD)[0], MotionGenerator)
     start = time.perf_counter()
     motion = model.generate(torch.from_numpy(np.concatenate([c.audio for c in clips])), steps=steps)
