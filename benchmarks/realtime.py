@@ -11,9 +11,11 @@ sampling steps, on `--seconds` of speech (the portrait is encoded once beforehan
   `lookahead_ms` of audio beyond each window (the audio encoder's receptive field);
 - audio_features_ms_per_window, diffusion_ms_per_window, decoding_ms_per_frame: where the time goes;
 - realtime_factor: stream_fps / 25 (above 1: faster than real time);
-- live_latency_ms: from the first word of live speech to its first frame: the window's W frames
-  and the look-ahead must have been spoken before the first window can be sampled, then
-  first_frame_latency_ms (at the fewest steps measured).
+- live_latency_ms: from the first word of live speech to its first frame: the first window's
+  frames (`--first-window`, short for live speech) and the look-ahead must have been spoken before
+  it can be sampled, then its first-frame latency (at the fewest steps measured); live_stream_fps
+  the stream's speed with that first window; live_latency_whole_window_ms the same with a whole
+  first window of W frames.
 VASA-1 reports 45 fps offline and 40 fps streaming with 170 ms latency at 512 x 512 on an RTX 4090.
 
 Drift (`--long-seconds` of speech, streamed), first and last minute: whether the motion stays in
@@ -43,7 +45,7 @@ from vasa_lib.eval.motion import blinks_per_minute, pearson, seam_ratio, shipped
 from vasa_lib.motion.data import clip_motion
 from vasa_lib.motion.latents import WORLD
 from vasa_lib.motion.model import MotionGenerator
-from vasa_lib.pipeline import Settings, Talker, receptive_radius
+from vasa_lib.pipeline import LIVE_FIRST_WINDOW, Settings, Talker, receptive_radius
 from vasa_lib.world.clips import clip_from_speech
 from vasa_lib.world.identity import IDENTITY_SPLITS
 from vasa_lib.world.params import FPS, POSE_DIM, POSE_LIMITS, SAMPLE_RATE, dyn_index
@@ -74,9 +76,8 @@ def rss_mb() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def speed(talker: Talker, portrait, audio: np.ndarray, steps: int, repeats: int) -> dict:
-    """Offline and streaming speed at `steps` sampling steps (best of `repeats` runs each)."""
-    settings = Settings(steps=steps)
+def speed(talker: Talker, portrait, audio: np.ndarray, settings: Settings, repeats: int) -> dict:
+    """Offline and streaming speed at these settings (best of `repeats` runs each)."""
     n_frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME))
     n_windows = int(np.ceil(n_frames / talker.motion.transformer.config.window))
     offline, stream, latency, stages = [], [], [], None
@@ -188,6 +189,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs per figure (the best counts)")
     parser.add_argument("--long-seconds", type=float, default=300.0, help="speech for the drift check (0: skip)")
     parser.add_argument("--long-steps", type=int, default=10, help="sampling steps in the drift check")
+    parser.add_argument("--first-window", type=int, default=LIVE_FIRST_WINDOW,
+                        help="frames of the first window for live speech (Settings.first_window)")
     args = parser.parse_args()
     talker = Talker.from_checkpoints(args.checkpoints, device=args.device, threads=args.threads)
     talker.portrait(paths.portraits_dir() / PORTRAIT, strict=False)                               # warm-up
@@ -206,11 +209,17 @@ def main() -> None:
               "clip_seconds": args.seconds,
               "load_average": [round(x, 2) for x in os.getloadavg()]}
     with torch.inference_mode():
-        result["by_steps"] = {str(s): speed(talker, portrait, audio, s, args.repeats) for s in args.steps}
+        result["by_steps"] = {str(s): speed(talker, portrait, audio, Settings(steps=s), args.repeats)
+                              for s in args.steps}
         result.update(result["by_steps"][str(min(args.steps))], steps=min(args.steps))
-        # live: the first window starts once its W frames and the look-ahead M have been spoken
-        result["live_latency_ms"] = round(result["window"] * 1000 / FPS + result["lookahead_ms"]
-                                          + result["first_frame_latency_ms"], 1)
+        # live: the first window starts once its frames and the look-ahead M have been spoken
+        live = speed(talker, portrait, audio, Settings(steps=min(args.steps), first_window=args.first_window),
+                     args.repeats)
+        result.update(first_window=args.first_window, live_stream_fps=live["stream_fps"],
+                      live_latency_ms=round(args.first_window * 1000 / FPS + result["lookahead_ms"]
+                                            + live["first_frame_latency_ms"], 1),
+                      live_latency_whole_window_ms=round(result["window"] * 1000 / FPS + result["lookahead_ms"]
+                                                         + result["first_frame_latency_ms"], 1))
         if args.long_seconds > 0:
             result["drift"] = drift(talker, portrait, args.long_seconds, args.long_steps)
             world = Path(args.checkpoints) / "motion_world.safetensors" if args.checkpoints else None

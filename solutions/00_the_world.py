@@ -70,24 +70,35 @@ def exercise_2():
     assert 1.6 < double / normal < 2.3 and 1.6 < lid_double / lid_normal < 2.3
 
 
-def exercise_3():
-    """One face at yaw 0.9, 256 x 256: which features disappear behind the head, and why?"""
+def part_pixels(yaw: float) -> dict[str, list[tuple[int, int]]]:
+    """Face 3 at 256 x 256, front-on and turned to `yaw`: each feature's pixels in the image's (left half, right
+    half), front-on and turned."""
     pose = NEUTRAL_POSE.expand(2, -1).clone()
-    pose[1, pose_index("yaw")] = 0.9
+    pose[1, pose_index("yaw")] = yaw
     _, labels = render(identity_from_id(3), pose, NEUTRAL_DYNAMICS.expand(2, -1), size=256, parts=True)
     left, right = labels[:, :, :128], labels[:, :, 128:]        # yaw > 0 turns the nose to the image's right
-    count = {name: [(int((left[k] == i).sum()), int((right[k] == i).sum())) for k in range(2)]
-             for i, name in enumerate(PARTS) if name in ("eye_white", "iris", "brow", "lips", "nose")}
+    return {name: [(int((left[k] == i).sum()), int((right[k] == i).sum())) for k in range(2)]
+            for i, name in enumerate(PARTS) if name in ("eye_white", "iris", "brow", "lips", "nose")}
+
+
+def check_exercise_3(count: dict[str, list[tuple[int, int]]]) -> None:
+    """`part_pixels(0.9)`: the far-side features (the image's left half) are hidden, the near ones are not."""
+    for name in ("eye_white", "iris", "brow", "lips"):
+        assert count[name][0][0] > 0 and count[name][1][0] == 0, name    # on the far side: hidden
+        assert count[name][1][1] > 0, name                               # on the near side: still there
+    assert all(sum(turned) < sum(front) for front, turned in count.values())
+
+
+def exercise_3():
+    """One face at yaw 0.9, 256 x 256: which features disappear behind the head, and why?"""
+    count = part_pixels(0.9)
     for name, (front, turned) in count.items():
         print(f"{name:9s} pixels (left half, right half): front {front}, yaw 0.9 {turned}")
     # The far eye, its iris and brow, and the far half of the lips are gone: features are painted on the head's
     # surface in head coordinates, so at yaw 0.9 (52 degrees) they turn onto the side that faces away from the
     # camera, and each pixel's ray hits the nearer surface first (the ellipsoid occludes them). Every part
     # shows fewer pixels in all, the near eye a few more (it now faces the camera a little more squarely).
-    for name in ("eye_white", "iris", "brow", "lips"):
-        assert count[name][0][0] > 0 and count[name][1][0] == 0, name    # on the far side: hidden
-        assert count[name][1][1] > 0, name                               # on the near side: still there
-    assert all(sum(turned) < sum(front) for front, turned in count.values())
+    check_exercise_3(count)
 
 
 def exercise_4():

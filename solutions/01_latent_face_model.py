@@ -38,22 +38,29 @@ def posed(**values):
     return pose
 
 
+def check_exercise_1(centre: torch.Tensor, corner: torch.Tensor, read: torch.Tensor, out: torch.Tensor) -> None:
+    """Distance 2: where the canonical centre and corner (1, 1, 1) read the source (3,); where each voxel of an
+    odd (n, n, n) volume reads it, through warp_to_canonical (1, 3, n, n, n); and a volume of ones warped
+    canonical -> distance 2 (1, 1, n, n, n)."""
+    assert_close(centre, torch.zeros(3))                          # T(p) = p / 2: the centre stays the centre ...
+    assert_close(corner, torch.full((3,), 0.5))                   # ... and the corner reads half-way in
+    n = read.shape[-1]
+    assert_close(read[0, :, n // 2, n // 2, n // 2], torch.zeros(3), atol=1e-6, rtol=0)
+    last = (2 * (n - 1) + 1) / n - 1                              # the corner voxel's centre, 8/9 for n = 9
+    assert_close(read[0, :, -1, -1, -1], torch.full((3,), last / 2), atol=1e-5, rtol=0)
+    assert float(out[0, 0, -1, -1, -1]) == 0.0 and float(out[0, 0, n // 2, n // 2, n // 2]) == 1.0
+
+
 def exercise_1():
     """warp_to_canonical for a pose with distance 2: where do the centre and the corner (1, 1, 1) read?"""
     pose = posed(distance=2.0)[None]
     A, b = pose_transform(pose)
-    centre, corner = torch.zeros(3), torch.ones(3)
-    print("canonical centre reads the source at", (A[0] @ centre + b[0]).tolist(),
-          "| the corner (1, 1, 1) at", (A[0] @ corner + b[0]).tolist())
-    assert_close(A[0] @ centre + b[0], torch.zeros(3))           # T(p) = p / 2: the centre stays the centre ...
-    assert_close(A[0] @ corner + b[0], torch.full((3,), 0.5))    # ... and the corner reads half-way in
+    centre, corner = A[0] @ torch.zeros(3) + b[0], A[0] @ torch.ones(3) + b[0]
+    print("canonical centre reads the source at", centre.tolist(), "| the corner (1, 1, 1) at", corner.tolist())
     # The same, through the warp itself: a volume whose voxels hold their own (x, y, z) shows where each reads.
     n = 9                                                         # odd: a voxel sits exactly at the centre
     where = base_grid(1, (n, n, n), torch.zeros(1)).permute(0, 4, 1, 2, 3)   # (1, 3, D, H, W): x, y, z per voxel
     read = warp_to_canonical(where, pose, torch.zeros(1, 3, n, n, n))
-    assert_close(read[0, :, n // 2, n // 2, n // 2], torch.zeros(3), atol=1e-6, rtol=0)
-    last = (2 * (n - 1) + 1) / n - 1                              # the corner voxel's centre, 8/9
-    assert_close(read[0, :, -1, -1, -1], torch.full((3,), last / 2), atol=1e-5, rtol=0)
     # A head twice as far away is small in the source image; the canonical volume magnifies it by reading the
     # middle half of the source box. Every read lies inside the box, so padding_mode="zeros" never acts here.
     # It acts in the opposite warp: canonical -> a driving pose at distance 2 reads at u = 2 q, outside the box
@@ -61,7 +68,7 @@ def exercise_1():
     out = warp_from_canonical(torch.ones(1, 1, n, n, n), pose)
     print(f"canonical -> distance 2: corner voxel {float(out[0, 0, -1, -1, -1]):.2f}, "
           f"centre voxel {float(out[0, 0, n // 2, n // 2, n // 2]):.2f} (a volume of ones)")
-    assert float(out[0, 0, -1, -1, -1]) == 0.0 and float(out[0, 0, n // 2, n // 2, n // 2]) == 1.0
+    check_exercise_1(centre, corner, read, out)
 
 
 def composite(volume, background=1.0):

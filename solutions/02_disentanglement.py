@@ -136,6 +136,26 @@ def exercise_1():
     # own model, as here.
 
 
+def supervised_consistency(generated: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """l_consist made supervised: the mean L1 distance of a transfer from the world's truth."""
+    return (generated - truth).abs().mean()
+
+
+def check_exercise_2(frames: torch.Tensor, truth: torch.Tensor) -> None:
+    """frames (B, 2, 3, H, W): frames i and j of B clips; truth (B, 3, H, W): person j in pose i with dynamics j."""
+    assert float(supervised_consistency(truth, truth)) == 0.0
+    # Against the truth, the loss also grades how well each transfer is drawn, not only whether the two agree: it
+    # cannot be satisfied by two transfers that are equally wrong. Two "transfers" that both return frame i
+    # unchanged (dynamics i, not j) agree perfectly, and only the supervised variant sees it.
+    wrong = frames[:, 0]
+    assert float(consistency_loss(wrong, wrong)) == 0.0 < float(supervised_consistency(wrong, truth))
+    # Why VASA-1 cannot: the truth is a frame that was never filmed. Person j in frame i's pose with frame j's
+    # expression is neither frame i nor frame j (unless the two happen to share a pose); a real video holds only
+    # the frames that happened, so only the generated-vs-generated form is available.
+    differs = [float((truth - frames[:, k]).abs().amax()) for k in range(2)]
+    assert min(differs) > 0.1
+
+
 def exercise_2():
     """l_consist against the world's truth: D(V_j, z_id_j, z_pose_i, z_dyn_j) vs render(id, pose_i, dyn_j)."""
     batch = next(batches(4))
@@ -148,24 +168,10 @@ def exercise_2():
         pose_transfer = face.render(canonical[j], latent.identity[j], latent.pose[i], latent.dynamics[j])
         dyn_transfer = face.render(canonical[i], latent.identity[i], latent.pose[i], latent.dynamics[j])
     truth = render(batch["identity"], batch["pose"][:, 0], batch["dynamics"][:, 1])   # person, pose i, dynamics j
-
-    def supervised_consistency(generated, truth):
-        return (generated - truth).abs().mean()
-
     l_consist = float(consistency_loss(pose_transfer, dyn_transfer))
     l_truth = float(supervised_consistency(pose_transfer, truth))
     print(f"l_consist (two generated images) {l_consist:.4f}; against the truth {l_truth:.4f}")
-    assert float(supervised_consistency(truth, truth)) == 0.0
-    # Against the truth, the loss also grades how well each transfer is drawn, not only whether the two agree: it
-    # cannot be satisfied by two transfers that are equally wrong. Two "transfers" that both return frame i
-    # unchanged (dynamics i, not j) agree perfectly, and only the supervised variant sees it.
-    wrong = frames[:, 0]
-    assert float(consistency_loss(wrong, wrong)) == 0.0 < float(supervised_consistency(wrong, truth))
-    # Why VASA-1 cannot: the truth is a frame that was never filmed. Person j in frame i's pose with frame j's
-    # expression is neither frame i nor frame j (unless the two happen to share a pose); a real video holds only
-    # the frames that happened, so only the generated-vs-generated form is available.
-    differs = [float((truth - frames[:, k]).abs().amax()) for k in range(2)]
-    assert min(differs) > 0.1
+    check_exercise_2(frames, truth)
 
 
 def exercise_3():

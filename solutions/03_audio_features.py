@@ -89,6 +89,11 @@ def exercise_2():
     # Section 8's trained encoder does this well enough to read the jaw of test voices it never heard.
 
 
+def check_exercise_3(predicted: int, reach: torch.Tensor) -> None:
+    """predicted: the receptive field in frames; reach: the input frames that output frame 30 depends on."""
+    assert reach.tolist() == list(range(30 - 12, 30 + 13)) and len(reach) == predicted
+
+
 def exercise_3():
     """A MelEncoder with 4 layers and kernel 7: predicted and measured receptive field."""
     layers, kernel = 4, 7
@@ -100,7 +105,7 @@ def exercise_3():
     reach = torch.nonzero(inputs.grad[0].abs().sum(-1) > 0).flatten()
     print(f"predicted {predicted} frames; output frame 30 depends on input frames {int(reach.min())} .. "
           f"{int(reach.max())}: {len(reach)} frames ({len(reach) / FPS:.2f} s)")
-    assert reach.tolist() == list(range(30 - 12, 30 + 13)) and len(reach) == predicted
+    check_exercise_3(predicted, reach)
 
 
 def exercise_4():

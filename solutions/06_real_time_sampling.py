@@ -59,6 +59,44 @@ def exercise_1():
     assert ratio[0] > 8 and ratio[2] > 0.4 * ratio[0] and ratio[2] > 2 * ratio[K]
 
 
+def field(encoder: MelEncoder) -> torch.Tensor:
+    """The input frames (of 40) that the encoder's output frame 20 depends on: where its gradient reaches."""
+    inputs = torch.zeros(1, 40, 320, requires_grad=True)
+    encoder(inputs)[0, 20].square().sum().backward()
+    return torch.nonzero(inputs.grad[0].abs().sum(-1) > 0).flatten()
+
+
+def causal_encoder(config: MelEncoderConfig) -> MelEncoder:
+    """A fresh MelEncoder of this shape whose convolutions are causal: each pads its input on the left only."""
+    causal = MelEncoder(config)
+    for block in causal.blocks:
+        conv = next(m for m in block.modules() if isinstance(m, torch.nn.Conv1d))
+        pad = conv.padding[0]
+        conv.padding = (0,)
+        conv.register_forward_pre_hook(lambda m, args, pad=pad: (torch.nn.functional.pad(args[0], (2 * pad, 0)),))
+    return causal
+
+
+def heard_correlation(ahead: int) -> float:
+    """The jaw correlation of a perfect listener `ahead` frames ahead, on 4 test clips."""
+    values = []
+    for i in range(4):
+        clip = make_clip(i, "test")
+        heard = [articulate([p for p in clip.phonemes if p.start < (f + 1 + ahead) / FPS], clip.n_frames)[f, 0]
+                 for f in range(clip.n_frames)]
+        values.append(np.corrcoef(heard, clip.dynamics[:, dyn_index("jaw_open")])[0, 1])
+    return float(np.mean(values))
+
+
+def check_exercise_2(radius: int, reach: torch.Tensor, causal_reach: torch.Tensor, corr: dict[int, float]) -> None:
+    """radius: the audio encoder's, in frames; reach and causal_reach: `field` of it and of its causal version;
+    corr: `heard_correlation` by frames ahead (0, 2 and radius + 1)."""
+    c = talker.motion.audio_encoder.config
+    assert radius == c.layers * (c.kernel_size // 2) == int(reach.max()) - 20
+    assert int(causal_reach.max()) == 20 and int(causal_reach.min()) == 20 - 2 * radius
+    assert corr[0] < 0.97 and corr[2] > 0.995 and corr[radius + 1] > 0.999
+
+
 def exercise_2():
     """Where the look-ahead M comes from, and what a causal audio encoder would change."""
     encoder = talker.motion.audio_encoder
@@ -66,41 +104,21 @@ def exercise_2():
     radius = receptive_radius(encoder)
     # M: each of the L convolution blocks with kernel k looks k // 2 frames either way, so a feature frame needs
     # L (k // 2) frames of audio after it; a window can start once M = radius + 1 frames beyond it have arrived.
-    inputs = torch.zeros(1, 40, 320, requires_grad=True)
-    encoder(inputs)[0, 20].square().sum().backward()
-    reach = torch.nonzero(inputs.grad[0].abs().sum(-1) > 0).flatten()
+    reach = field(encoder)
     print(f"{c.layers} layers, kernel {c.kernel_size}: radius {radius} frames, look-ahead M = {radius + 1} frames "
           f"({40 * (radius + 1)} ms); output frame 20 sees inputs {int(reach.min())} .. {int(reach.max())}")
-    assert radius == c.layers * (c.kernel_size // 2) == int(reach.max()) - 20
     # A causal encoder (convolutions padded on the left only) would look only back: M = 1 frame, and the
     # latency floor drops from 280 ms to 40 ms. The receptive field is then all in the past:
-    causal = MelEncoder(MelEncoderConfig(dim=c.dim, layers=c.layers, kernel_size=c.kernel_size))
-    for block in causal.blocks:
-        conv = next(m for m in block.modules() if isinstance(m, torch.nn.Conv1d))
-        pad = conv.padding[0]
-        conv.padding = (0,)
-        conv.register_forward_pre_hook(lambda m, args, pad=pad: (torch.nn.functional.pad(args[0], (2 * pad, 0)),))
-    inputs.grad = None
-    causal(inputs)[0, 20].square().sum().backward()
-    reach = torch.nonzero(inputs.grad[0].abs().sum(-1) > 0).flatten()
-    assert int(reach.max()) == 20 and int(reach.min()) == 20 - 2 * radius
+    causal_reach = field(causal_encoder(c))
     # What it costs in lip sync: the mouth anticipates the next sound (coarticulation), which a causal listener
     # has not heard yet. An upper bound with a perfect listener: the world's mouth computed only from the
     # phonemes already begun by the end of frame t (plus `ahead` frames), against the world's true jaw.
-    corr = {}
-    for ahead in (0, 2, radius + 1):
-        values = []
-        for i in range(4):
-            clip = make_clip(i, "test")
-            heard = [articulate([p for p in clip.phonemes if p.start < (f + 1 + ahead) / FPS], clip.n_frames)[f, 0]
-                     for f in range(clip.n_frames)]
-            values.append(np.corrcoef(heard, clip.dynamics[:, dyn_index("jaw_open")])[0, 1])
-        corr[ahead] = float(np.mean(values))
+    corr = {ahead: heard_correlation(ahead) for ahead in (0, 2, radius + 1)}
     print("best possible jaw correlation with `ahead` frames of look-ahead:", {k: round(v, 3) for k, v in corr.items()})
     # Causal: at best about 0.94 (and a real encoder must also recognise each sound from its first milliseconds);
     # two frames (80 ms) of look-ahead already give everything. So a nearly causal encoder, 2 frames ahead
     # instead of 7, would cut 200 ms of latency at almost no cost in lip sync.
-    assert corr[0] < 0.97 and corr[2] > 0.995 and corr[radius + 1] > 0.999
+    check_exercise_2(radius, reach, causal_reach, corr)
 
 
 def exercise_3():
@@ -164,7 +182,7 @@ def exercise_5():
     realtime = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(realtime)
     # (the full run: python benchmarks/realtime.py --json --long-seconds 60)
-    fast = realtime.speed(talker, portrait, realtime.speech_of(4.0), steps=10, repeats=1)
+    fast = realtime.speed(talker, portrait, realtime.speech_of(4.0), Settings(steps=10), repeats=1)
     drift = realtime.drift(talker, portrait, 20.0, steps=10)
     print("speed at 10 steps (this machine, now):", fast)
     print("drift over 20 s:", {k: drift[k] for k in ("within_4_std_first", "within_4_std_last", "mean_abs_z_first",

@@ -58,6 +58,12 @@ def exercise_2():
     assert abs(moved - float(shift.square().sum())) < 0.05
 
 
+def check_exercise_3(answers: dict[int, float]) -> None:
+    """answers: delta_p of a head turning at 10 degrees per second, by frame rate (25 and 50 fps)."""
+    assert math.isclose(answers[25], 0.4, rel_tol=1e-4)
+    assert math.isclose(answers[50], 0.2, rel_tol=1e-4)      # per frame: halves when the frame rate doubles
+
+
 def exercise_3():
     """Delta-P of a head turning at 10 degrees per second: 0.4 degrees per frame at 25 fps, 0.2 at 50 fps."""
     answers = {}
@@ -67,8 +73,7 @@ def exercise_3():
         pose[:, 0] = torch.deg2rad(10.0 * t)                  # yaw at 10 degrees per second
         answers[fps] = delta_p(pose)
     print("delta_p (degrees per frame):", {k: round(v, 4) for k, v in answers.items()})
-    assert math.isclose(answers[25], 0.4, rel_tol=1e-4)
-    assert math.isclose(answers[50], 0.2, rel_tol=1e-4)      # per frame: halves when the frame rate doubles
+    check_exercise_3(answers)
 
 
 def random_walks(n: int, frames: int, dim: int, smooth: int, seed: int) -> list[torch.Tensor]:

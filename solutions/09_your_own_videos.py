@@ -20,7 +20,11 @@ cfg = setup(seed=0)
 torch.set_num_threads(1)
 videos = Path(tempfile.mkdtemp()) / "videos"
 first, second = load_clip(0, "test"), load_clip(1, "test")
-two_shot_video(first, second, videos / "two_shots.mp4")
+
+
+def make_videos():
+    """The small video folder of exercises 1 and 2: one video of two shots, `first` then `second`."""
+    two_shot_video(first, second, videos / "two_shots.mp4")
 
 
 def outcome(summary: dict, video: str) -> list[str]:
@@ -57,20 +61,32 @@ def exercise_2():
     assert outcome(summary, "short.mp4") == [f"kept {min(clip.n_frames, int(2.5 * FPS))} frames"]
 
 
-def exercise_3():
-    """Without smoothing the crop shakes with the detector's noise; with more smoothing it lags behind a pan."""
-    moving_photo_video(videos.parent / "photo" / "photo.mp4")
-    found = scan(videos.parent / "photo" / "photo.mp4")
-    tracks = {s: crop_track(found.boxes, s * FPS) for s in (0.0, 0.5, 2.0)}
-    wobble = {s: np.abs(np.diff(t[:, 0], n=2)).mean() for s, t in tracks.items()}
-    lag = {s: np.abs(t[:, 0] - tracks[0.0][:, 0]).mean() for s, t in tracks.items()}  # distance from the per-frame box
-    print("wobble of the centre (px/frame^2):", {s: round(float(w), 3) for s, w in wobble.items()})
-    print("distance from the per-frame crop (px):", {s: round(float(v), 2) for s, v in lag.items()})
+def wobble_and_lag(tracks: dict[float, np.ndarray]) -> tuple[dict[float, float], dict[float, float]]:
+    """Crop tracks (T, 3) by smoothing time in seconds (0: none): the mean |second difference| of each one's
+    centre x (px/frame^2), and its mean distance from the unsmoothed crop (px)."""
+    wobble = {s: float(np.abs(np.diff(t[:, 0], n=2)).mean()) for s, t in tracks.items()}
+    lag = {s: float(np.abs(t[:, 0] - tracks[0.0][:, 0]).mean()) for s, t in tracks.items()}
+    return wobble, lag
+
+
+def check_exercise_3(wobble: dict[float, float], lag: dict[float, float]) -> None:
+    """`wobble_and_lag` of the crops smoothed over 0, 0.5 and 2 s."""
     assert wobble[0.0] > 5 * wobble[0.5] > 5 * wobble[2.0]          # smoothing removes the shaking
     assert lag[2.0] > lag[0.5]                                      # and the longer one lags the pan more
 
 
+def exercise_3():
+    """Without smoothing the crop shakes with the detector's noise; with more smoothing it lags behind a pan."""
+    moving_photo_video(videos.parent / "photo" / "photo.mp4")
+    found = scan(videos.parent / "photo" / "photo.mp4")
+    wobble, lag = wobble_and_lag({s: crop_track(found.boxes, s * FPS) for s in (0.0, 0.5, 2.0)})
+    print("wobble of the centre (px/frame^2):", {s: round(w, 3) for s, w in wobble.items()})
+    print("distance from the per-frame crop (px):", {s: round(v, 2) for s, v in lag.items()})
+    check_exercise_3(wobble, lag)
+
+
 if __name__ == "__main__":
+    make_videos()
     for exercise in (exercise_1, exercise_2, exercise_3):
         print(f"--- {exercise.__name__}: {exercise.__doc__}")
         exercise()

@@ -69,6 +69,10 @@ def test_seam_ratio_sees_a_jump_at_each_window_border():
     seams = steady.clone()
     seams[:, 0] += 0.02 * (torch.arange(100) // 25)                  # each window starts 0.02 rad on
     assert seam_ratio([seams], window=25) == pytest.approx(3.0)      # 0.03 rad across a border, 0.01 inside
+    late = steady.clone()
+    late[:, 0] += 0.02 * ((torch.arange(100) + 21) // 25)            # a first window of 4 frames, then 25 each
+    assert seam_ratio([late], window=25, first_window=4) == pytest.approx(3.0)
+    assert seam_ratio([late], window=25) < 1.0                       # the wrong borders miss the seams
 
 
 def test_frechet_distance_matches_scipy():

@@ -16,7 +16,7 @@ from vasa_lib.motion.baseline import RegressionBaseline
 from vasa_lib.motion.data import MotionWindows, motion_stats
 from vasa_lib.motion.generate import Controls, generate
 from vasa_lib.motion.guidance import DROP_PROBS, guided_x0, sample_drop
-from vasa_lib.motion.lit import LitMotion, diffusion_loss, motion_loss, regression_loss, split_batch
+from vasa_lib.motion.lit import LitMotion, diffusion_loss, motion_loss, regression_loss, shorten, split_batch
 from vasa_lib.motion.sampler import ddim_sample, ddim_step, ddim_timesteps
 from vasa_lib.motion.schedule import NoiseSchedule
 from vasa_lib.motion.transformer import CONDITIONS, MotionConditions, MotionConfig, MotionTransformer
@@ -192,8 +192,8 @@ def test_motion_loss_terms():
     shifted = x0 + 1.0                                   # off by a constant: no velocity error inside the window
     assert motion_loss(shifted, x0, velocity_weight=5.0) == pytest.approx(1.0)
     joined = torch.tensor([True, False])                 # the first window saw its previous window, the second not
-    with_join = motion_loss(shifted, x0, velocity_weight=5.0, joined=joined)
-    assert with_join == pytest.approx(1.0 + 5.0 * 0.5 / W)      # one join step of W, in one window of two
+    with_join = motion_loss(shifted, x0, velocity_weight=5.0, joined=joined, join_weight=2.0)
+    assert with_join == pytest.approx(1.0 + 2.0 * 0.5)           # the first frame's error, in one window of two
     jumpy = x0.clone()
     jumpy[:, W // 2:, D - 1] = 1.0                        # one step in the last number only
     head_only = motion_loss(jumpy, x0, velocity_weight=1.0, velocity_dims=D - 1)
@@ -319,6 +319,25 @@ def test_training_on_the_worlds_motion_lowers_the_loss(world_windows):
             lit.loss(batch).backward()
             opt.step()
     assert evaluate() < before / 3
+
+
+def test_short_windows(world_windows):
+    """shorten cuts a K+W batch to k <= K previous and 2 <= w <= W target frames, aligned; training
+    with short_share = 1 uses only such batches."""
+    batch = next(iter(DataLoader(world_windows, batch_size=4)))
+    motion, audio = batch["motion"], torch.randn(4, 12, 32)
+    seen = set()
+    for seed in range(40):
+        m, a, k = shorten(motion, audio, 4, torch.Generator().manual_seed(seed))
+        w = m.shape[1] - k
+        assert 1 <= k <= 4 and 2 <= w <= 8 and a.shape[:2] == m.shape[:2]
+        assert_close(m, motion[:, 4 - k: 4 + w])                 # the frames around the window's start
+        seen.add((k, w))
+    assert len(seen) > 10
+    lit = LitMotion(model=dict(motion_dim=17, audio_dim=32, window=8, context=4, width=32, depth=2, heads=2),
+                    audio_encoder=dict(dim=32, layers=1, kernel_size=3), join_weight=1.0, short_share=1.0)
+    lit.model.transformer.set_motion_stats(*motion_stats(world_windows.motion))
+    assert torch.isfinite(lit.train().loss(batch))
 
 
 def test_lightning_fit_runs(world_windows):

@@ -19,6 +19,7 @@ from vasa_lib.checkpoint import save_checkpoint
 from vasa_lib.face.identity_net import IdentityNet, IdentityNetConfig
 from vasa_lib.face.model import FaceConfig, FaceModel
 from vasa_lib.generate import main as generate_main
+from vasa_lib.motion.generate import window_bounds
 from vasa_lib.motion.model import MotionGenerator, MotionGeneratorConfig
 from vasa_lib.pipeline import (
     LABEL_TEXT,
@@ -68,10 +69,10 @@ def talker() -> Talker:
     return tiny_talker()
 
 
-@pytest.mark.parametrize("seconds", [0.3, 2.0, 3.37])
-def test_streaming_equals_offline(talker, seconds):
+@pytest.mark.parametrize("seconds, first_window", [(0.3, None), (2.0, None), (3.37, None), (2.0, 3), (0.1, 3)])
+def test_streaming_equals_offline(talker, seconds, first_window):
     """Same seed, same motion: whole clip at once, streamed whole, or streamed in 1000-sample chunks."""
-    audio, settings = speech(seconds), Settings(steps=4, seed=7, emotion="happy")
+    audio, settings = speech(seconds), Settings(steps=4, seed=7, emotion="happy", first_window=first_window)
     offline = talker.motion_offline(audio, settings)
     assert offline.shape == (int(np.ceil(len(audio) / 640)), 14)
     streamed = torch.cat(list(talker.motion_stream(audio, settings)))
@@ -90,6 +91,18 @@ def test_stream_waits_only_for_its_lookahead(talker):
     stream = talker.motion_stream(iter(chunks), Settings(steps=2))
     first = next(stream)                                       # needs chunks 0 and 1 only
     assert first.shape == (w, 14)
+    short = 3                                                  # a short first window needs less audio
+    stream = talker.motion_stream(iter([audio[:(short + m) * 640], audio[(short + m) * 640:]]),
+                                  Settings(steps=2, first_window=short))
+    assert next(stream).shape == (short, 14) and next(stream).shape == (w, 14)
+
+
+def test_window_bounds():
+    assert window_bounds(60, 25) == [(0, 25), (25, 50), (50, 75)]
+    assert window_bounds(60, 25, 4) == [(0, 4), (4, 29), (29, 54), (54, 79)]
+    assert window_bounds(3, 25, 4) == [(0, 4)]
+    with pytest.raises(ValueError, match="first_window"):
+        window_bounds(60, 25, 26)
 
 
 def test_frames_video_and_label(talker, tmp_path):
@@ -194,6 +207,8 @@ def test_audio_files_are_resampled(tmp_path):
     (Settings(steps=0), "steps"),
     (Settings(steps=2.5), "steps"),
     (Settings(seed=-3), "seed"),
+    (Settings(first_window=0), "first_window"),
+    (Settings(first_window=100), "first_window"),
 ])
 def test_bad_settings(talker, settings, message):
     with pytest.raises(ValueError, match=message):

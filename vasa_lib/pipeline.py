@@ -74,6 +74,7 @@ MIN_PSNR = 20.0
 MIN_IDENTITY_SIMILARITY = 0.6
 MIN_CONTRAST = 0.02            # pixel std below this: a blank image, no face in it
 MAX_INTENSITY = 3.0
+LIVE_FIRST_WINDOW = 3          # frames of the first window for live speech (Settings.first_window): 120 ms to wait
 LABEL_TEXT = "AI-generated"
 REAL_VIDEO_HINT = ("The face model was trained only on the synthetic world's faces: to animate real photos, "
                    "train it on real talking-face video, as notebooks/09_your_own_videos.ipynb shows "
@@ -91,7 +92,9 @@ class Settings:
     = smaller head); emotion: a name in `EMOTIONS`, its index or weights over them; scales:
     classifier-free guidance scale per condition (default `GUIDANCE_SCALES`); steps: DDIM steps per
     window; seed: the same seed gives the same motion; intensity: scales the head's rotation and
-    shift around the training mean (0 = still head, 1 = as generated).
+    shift around the training mean (0 = still head, 1 = as generated); first_window: frames of the
+    first window (None: a whole window; fewer: live speech waits less for the first frame,
+    `motion.generate.window_bounds`).
     """
 
     gaze: tuple[float, float] = (0.0, 0.0)
@@ -101,8 +104,9 @@ class Settings:
     steps: int = DEFAULT_STEPS
     seed: int = 0
     intensity: float = 1.0
+    first_window: int | None = None
 
-    def check(self, max_steps: int) -> None:
+    def check(self, max_steps: int, window: int) -> None:
         """Raise ValueError naming the first impossible value."""
         if len(self.gaze) != 2:
             raise ValueError(f"gaze must be two angles (theta, phi), got {self.gaze!r}")
@@ -123,6 +127,9 @@ class Settings:
             raise ValueError(f"steps = {self.steps!r} must be an integer in 1 .. {max_steps}")
         if not (isinstance(self.seed, numbers.Integral) and 0 <= self.seed < 2**63):
             raise ValueError(f"seed = {self.seed!r} must be a non-negative integer")
+        if self.first_window is not None and not (isinstance(self.first_window, numbers.Integral)
+                                                  and 1 <= self.first_window <= window):
+            raise ValueError(f"first_window = {self.first_window!r} must be an integer in 1 .. {window} (or None)")
 
     def controls(self) -> Controls:
         return Controls(tuple(map(float, self.gaze)), float(self.distance), self.emotion)
@@ -417,7 +424,8 @@ class Talker:
 
     def check(self, settings: Settings) -> None:
         """Raise ValueError if a setting is impossible for this motion generator."""
-        settings.check(self.motion.transformer.config.diffusion_steps)
+        config = self.motion.transformer.config
+        settings.check(config.diffusion_steps, config.window)
 
     @torch.inference_mode()
     def motion_offline(self, audio: np.ndarray | torch.Tensor, settings: Settings) -> torch.Tensor:
@@ -429,7 +437,7 @@ class Talker:
             feats = self.motion.audio_features(audio)
             start = self._tick("audio_features", start)
             motion = generate(self.motion.transformer, feats, settings.controls(), settings.steps, settings.scales,
-                              settings.seed)
+                              settings.seed, first_window=settings.first_window)
         self._tick("diffusion", start)
         return self._adjust(motion, settings)
 
@@ -440,8 +448,9 @@ class Talker:
 
         audio: the whole waveform or an iterable of 16 kHz chunks (N_i,) (e.g. from a microphone).
         Window [a, b) needs the audio of frames [a - M, b + M) (see the module docstring); only that
-        is kept. The first window has no previous one; each later one is conditioned on the last K
-        frames of motion and audio features before it. Same result as `motion_offline`.
+        is kept. The first window (settings.first_window frames, default W) has no previous one; each
+        later one (W frames) is conditioned on the last K frames of motion and audio features before
+        it. Same result as `motion_offline`.
         """
         self.check(settings)
         chunks = [audio] if isinstance(audio, (np.ndarray, torch.Tensor)) else audio
@@ -453,17 +462,21 @@ class Talker:
         buffer, buffer_start = np.zeros(0, np.float32), 0   # audio samples kept, and where they start
         total, a, prev_motion, prev_audio = 0, 0, None, None
 
+        def length() -> int:
+            """Frames of the window that starts at frame a."""
+            return w if a > 0 or settings.first_window is None else settings.first_window
+
         def window(end: int | None) -> torch.Tensor:
-            """Motion of frames [a, a + W) (cut at `end`, the clip's length, if the audio has ended)."""
+            """Motion of frames [a, a + length()) (cut at `end`, the clip's length, if the audio has ended)."""
             nonlocal prev_motion, prev_audio
             start = time.perf_counter()
-            first = max(0, a - m)                             # first audio frame of the segment
-            stop = None if end is not None else (a + w + m) * SAMPLES_PER_FRAME - buffer_start
+            first, size = max(0, a - m), length()             # first audio frame of the segment
+            stop = None if end is not None else (a + size + m) * SAMPLES_PER_FRAME - buffer_start
             segment = torch.from_numpy(buffer[first * SAMPLES_PER_FRAME - buffer_start: stop]).to(self.device)
             with num_threads(self.threads):
-                feats = self.motion.audio_features(segment)[a - first: a - first + w]          # (n, C_a)
+                feats = self.motion.audio_features(segment)[a - first: a - first + size]       # (n, C_a)
                 n = len(feats)
-                feats = F.pad(rearrange(feats, "t c -> 1 c t"), (0, w - n), mode="replicate")  # as `generate` pads
+                feats = F.pad(rearrange(feats, "t c -> 1 c t"), (0, size - n), mode="replicate")   # as `generate` pads
                 feats = rearrange(feats, "1 c t -> 1 t c")
                 start = self._tick("audio_features", start)
                 motion = generate_window(t, feats, controls, prev_motion, prev_audio, settings.steps, settings.scales,
@@ -481,16 +494,16 @@ class Talker:
             if total > self.max_seconds * SAMPLE_RATE:
                 raise ValueError(f"audio is longer than the limit of {self.max_seconds:g} s")
             buffer = np.concatenate([buffer, chunk])
-            while buffer_start + len(buffer) >= (a + w + m) * SAMPLES_PER_FRAME:
+            while buffer_start + len(buffer) >= (a + length() + m) * SAMPLES_PER_FRAME:
                 yield window(None)
-                a += w
+                a += length()
                 drop = max(0, a - m) * SAMPLES_PER_FRAME - buffer_start   # audio no window needs any more
                 buffer, buffer_start = buffer[drop:], buffer_start + drop
         if total == 0:
             raise ValueError("audio is empty (0 samples)")
         while a < n_video_frames(total):
             yield window(n_video_frames(total))
-            a += w
+            a += length()
 
     # -- frames (Sec. 3.1 decoder, batched)
 

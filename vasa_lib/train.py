@@ -322,7 +322,8 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
              "audio_dim": audio.get("dim", 128)}
     lit = LitMotion(model, audio, velocity_weight=train.get("velocity_weight", 0.0),
                     velocity_dims=train.get("velocity_dims"),
-                    velocity_join=train.get("velocity_join", False), lr=train["lr"],
+                    join_weight=train.get("join_weight", 0.0),
+                    short_share=train.get("short_share", 0.0), lr=train["lr"],
                     weight_decay=train.get("weight_decay", 0.01), max_steps=train["max_steps"])
     lit.model.transformer.set_motion_stats(*latents["train"].stats())
     length = model.get("context", 10) + model.get("window", 25)

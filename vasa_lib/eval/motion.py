@@ -52,7 +52,7 @@ from vasa_lib.eval.emotion import EmotionClassifier, EmotionConfig, train_emotio
 from vasa_lib.eval.probes import MotionProbes, ProbeConfig
 from vasa_lib.eval.syncnet import SyncNet, SyncNetConfig, train_syncnet
 from vasa_lib.eval.windows import crop, sliding_windows
-from vasa_lib.motion.generate import Controls, generate
+from vasa_lib.motion.generate import Controls, generate, window_bounds
 from vasa_lib.motion.guidance import GUIDANCE_SCALES
 from vasa_lib.motion.latents import WORLD, LatentSet, load_latents, motion_space, space_key
 from vasa_lib.motion.model import MotionGenerator
@@ -80,19 +80,21 @@ def delta_p(pose: torch.Tensor) -> float:
     return math.degrees(float(pose[1:, :3].sub(pose[:-1, :3]).norm(dim=-1).mean()))
 
 
-def window_jumps(pose: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+def window_jumps(pose: torch.Tensor, window: int, first_window: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Head rotation change into each frame, in degrees, of pose (T, 6) generated in windows of
-    `window` frames: (changes across a window border (frame kW - 1 -> kW), changes inside windows)."""
+    `window` frames after a first one of `first_window` (`window_bounds`): (changes across a window
+    border (the last frame of a window -> the first of the next), changes inside windows)."""
     jumps = torch.rad2deg(pose[1:, :3].sub(pose[:-1, :3]).norm(dim=-1))          # (T - 1,)
     at_border = torch.zeros(len(jumps), dtype=torch.bool)
-    at_border[window - 1::window] = True
+    borders = [start - 1 for start, _ in window_bounds(len(pose), window, first_window)[1:] if start < len(pose)]
+    at_border[borders] = True
     return jumps[at_border], jumps[~at_border]
 
 
-def seam_ratio(poses: list[torch.Tensor], window: int) -> float:
+def seam_ratio(poses: list[torch.Tensor], window: int, first_window: int | None = None) -> float:
     """Mean head rotation change at window borders over the mean inside windows, pooled over clips
     (poses: [(T_i, 6)]): 1 when windows join as smoothly as frames within them (the truth's value)."""
-    border, inside = map(torch.cat, zip(*(window_jumps(p, window) for p in poses)))
+    border, inside = map(torch.cat, zip(*(window_jumps(p, window, first_window) for p in poses)))
     return float(border.mean() / inside.mean())
 
 

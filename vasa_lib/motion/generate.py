@@ -5,7 +5,8 @@ predicted at once by the regression baseline), conditioned on its audio, the con
 distance, emotion) and the previous window's last K generated frames and their audio, so
 consecutive windows join smoothly. The first window has no previous one (that condition is
 dropped, as in training). `generate_window` is one such step: the building block of streaming,
-where windows are generated as the audio arrives.
+where windows are generated as the audio arrives. The first window may be shorter
+(`first_window`): live speech then waits less for its first frame.
 
 Everything here is in world units (the model's normalisation is applied inside).
 """
@@ -84,17 +85,30 @@ def generate_window(model: MotionTransformer, audio: torch.Tensor, controls: Con
     return model.denormalize(x0)
 
 
+def window_bounds(n_frames: int, window: int, first_window: int | None = None) -> list[tuple[int, int]]:
+    """The windows [start, stop) that cover n_frames frames: a first one of `first_window` frames
+    (default `window`; shorter, for live speech: its first frame needs less audio), then `window`
+    each. The last one may reach past n_frames (its audio is padded)."""
+    first = window if first_window is None else first_window
+    if not 1 <= first <= window:
+        raise ValueError(f"first_window must be in 1 .. {window}, got {first_window}")
+    bounds = [(0, first)]
+    while bounds[-1][1] < n_frames:
+        bounds.append((bounds[-1][1], bounds[-1][1] + window))
+    return bounds
+
+
 @torch.no_grad()
 def generate(model: MotionTransformer, audio_features: torch.Tensor, controls: Controls | None = None,
              steps: int = DEFAULT_STEPS, scales: dict[str, float] | None = None, seed: int = 0,
-             window: int | None = None,
-             context: int | None = None, eta: float = 0.0) -> torch.Tensor:
+             window: int | None = None, context: int | None = None, eta: float = 0.0,
+             first_window: int | None = None) -> torch.Tensor:
     """Motion (T, D) in world units for audio features (T, C_a) at 25 fps.
 
-    window W and context K default to the model's; the last window is padded by repeating the
-    last audio frame and cut back to T frames. `seed` makes the result reproducible; `scales`
-    are the guidance scales (default `GUIDANCE_SCALES`); `steps` DDIM steps per window.
-    Puts the model in eval mode.
+    window W and context K default to the model's; first_window: the first window's length
+    (default W, see `window_bounds`); the last window is padded by repeating the last audio frame
+    and cut back to T frames. `seed` makes the result reproducible; `scales` are the guidance
+    scales (default `GUIDANCE_SCALES`); `steps` DDIM steps per window. Puts the model in eval mode.
     """
     c = model.config
     window, context = window or c.window, c.context if context is None else context
@@ -107,12 +121,12 @@ def generate(model: MotionTransformer, audio_features: torch.Tensor, controls: C
     device = audio_features.device
     generator = torch.Generator(device).manual_seed(seed)
     n_frames = len(audio_features)
-    n_windows = math.ceil(n_frames / window)
-    audio = F.pad(rearrange(audio_features, "t c -> 1 c t"), (0, n_windows * window - n_frames), mode="replicate")
+    bounds = window_bounds(n_frames, window, first_window)
+    audio = F.pad(rearrange(audio_features, "t c -> 1 c t"), (0, bounds[-1][1] - n_frames), mode="replicate")
     audio = rearrange(audio, "1 c t -> 1 t c")
     out, prev_motion, prev_audio = [], None, None
-    for i in range(n_windows):
-        a = audio[:, i * window: (i + 1) * window]
+    for start, stop in bounds:
+        a = audio[:, start:stop]
         motion = generate_window(model, a, controls or Controls(), prev_motion, prev_audio, steps, scales, eta,
                                  generator)
         out.append(motion[0])

@@ -8,7 +8,7 @@ The first K frames are the previous-window condition (X_pre, A_pre), the last W 
 Diffusion step: draw t ~ U{0 .. T-1} and noise, make x_t = q_sample(x0, t, noise), predict
 x0_hat = H(x_t, t, C) with conditions dropped at random (classifier-free guidance), and minimise
 ||x0 - x0_hat||^2 (the paper's loss), optionally plus the same on frame-to-frame velocities (as
-MDM does), on the head pose only and across the join with the previous window when asked.
+MDM does), on the head pose only, and on the join with the previous window (its first frame) when asked.
 Regression baseline: x0_hat = H(C), the same loss. `LitMotion` trains a
 `MotionGenerator` (either kind), its learned mel encoder jointly.
 """
@@ -26,19 +26,33 @@ from vasa_lib.motion.transformer import DropMask, MotionConditions, MotionTransf
 
 
 def split_batch(model: MotionTransformer, batch: dict[str, torch.Tensor],
-                audio: torch.Tensor | None = None) -> tuple[torch.Tensor, MotionConditions]:
-    """Normalised target windows x0 (B, W, D) and their conditions; W = model.config.window and
-    K = K+W - W. `audio` (B, K+W, C_a) replaces batch["audio"] (e.g. after an audio encoder)."""
+                audio: torch.Tensor | None = None, context: int | None = None) -> tuple[torch.Tensor, MotionConditions]:
+    """Normalised target windows x0 (B, W, D) and their conditions; the first `context` = K of the
+    K+W frames are the previous window (default: all but model.config.window). `audio`
+    (B, K+W, C_a) replaces batch["audio"] (e.g. after an audio encoder)."""
     motion = model.normalize(batch["motion"])
     audio = batch["audio"] if audio is None else audio
-    k = motion.shape[1] - model.config.window
-    if not 0 <= k <= model.config.context or audio.shape[:2] != motion.shape[:2]:
-        raise ValueError(f"batch motion and audio must have K + W frames with W = {model.config.window}, "
+    k = motion.shape[1] - model.config.window if context is None else context
+    if not 0 <= k <= model.config.context or not 1 <= motion.shape[1] - k <= model.config.window \
+            or audio.shape[:2] != motion.shape[:2]:
+        raise ValueError(f"batch motion and audio must have K + W frames with W <= {model.config.window}, "
                          f"K <= {model.config.context}; got {tuple(motion.shape)} and {tuple(audio.shape)}")
     cond = MotionConditions(audio=audio[:, k:], gaze=batch["gaze"], distance=batch["distance"],
                             emotion=batch["emotion"], prev_motion=motion[:, :k] if k else None,
                             prev_audio=audio[:, :k] if k else None)
     return motion[:, k:], cond
+
+
+def shorten(motion: torch.Tensor, audio: torch.Tensor, context: int, generator: torch.Generator | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A batch of K+W frames (K = context) cut to k in 1 .. K previous frames and w in 2 .. W
+    target frames, drawn at random: (motion (B, k+w, D), audio (B, k+w, C), k). Streaming with a
+    short first window (`generate.window_bounds`) asks for such windows: a short one, then one
+    whose previous window is short."""
+    w_max = motion.shape[1] - context
+    k = int(torch.randint(1, context + 1, (), generator=generator))
+    w = int(torch.randint(2, w_max + 1, (), generator=generator))
+    return motion[:, context - k: context + w], audio[:, context - k: context + w], k
 
 
 def velocity(motion: torch.Tensor) -> torch.Tensor:
@@ -47,24 +61,23 @@ def velocity(motion: torch.Tensor) -> torch.Tensor:
 
 
 def motion_loss(pred: torch.Tensor, x0: torch.Tensor, velocity_weight: float = 0.0,
-                velocity_dims: int | None = None, joined: torch.Tensor | None = None) -> torch.Tensor:
+                velocity_dims: int | None = None, joined: torch.Tensor | None = None,
+                join_weight: float = 0.0) -> torch.Tensor:
     """||x0 - pred||^2 plus velocity_weight times the same on velocities (mean); pred, x0 (B, W, D).
 
-    velocity_dims: the velocity term covers the first velocity_dims numbers only (POSE_DIM: the
+    velocity_dims: the velocity terms cover the first velocity_dims numbers only (POSE_DIM: the
     head, whose smoothness delta_p measures; blinks and the mouth are fast by nature); None: all.
-    joined (B,) bool: windows whose previous window the model was shown; for them the velocity term
-    also covers the join, the step from the previous window's last frame into the first one. That
-    step's error is the first frame's error (the previous frame is the same in both), and it is
-    what makes a seam when windows are chained.
+    joined (B,) bool: windows whose previous window the model was shown; for them join_weight
+    times the squared error of the join, the step from the previous window's last frame into the
+    first one, is added. That step's error is the first frame's error (the previous frame is the
+    same in both), and it is what makes a seam when windows are chained.
     """
     loss = (pred - x0).pow(2).mean((1, 2))
+    p, x = pred[..., :velocity_dims], x0[..., :velocity_dims]
     if velocity_weight:
-        p, x = pred[..., :velocity_dims], x0[..., :velocity_dims]
-        steps = (velocity(p) - velocity(x)).pow(2).mean(2)                                  # (B, W - 1)
-        if joined is not None:
-            join = (p[:, :1] - x[:, :1]).pow(2).mean(2) * joined[:, None]                  # (B, 1)
-            steps = torch.cat([join, steps], 1)
-        loss = loss + velocity_weight * steps.mean(1)
+        loss = loss + velocity_weight * (velocity(p) - velocity(x)).pow(2).mean((1, 2))
+    if join_weight and joined is not None:
+        loss = loss + join_weight * (p[:, 0] - x[:, 0]).pow(2).mean(1) * joined
     return loss.mean()
 
 
@@ -78,22 +91,22 @@ def joined_windows(cond: MotionConditions, drop: DropMask | None, batch_size: in
 
 def diffusion_loss(model: MotionTransformer, schedule: NoiseSchedule, x0: torch.Tensor, cond: MotionConditions,
                    drop: DropMask | None = None, velocity_weight: float = 0.0,
-                   velocity_dims: int | None = None, velocity_join: bool = False,
+                   velocity_dims: int | None = None, join_weight: float = 0.0,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """The x0-prediction diffusion loss of one batch of normalised windows x0 (B, W, D);
-    velocity_dims and velocity_join (the join with the previous window): see `motion_loss`."""
+    velocity_dims and join_weight (the join with the previous window): see `motion_loss`."""
     t = schedule.sample_t(x0.shape[0], x0.device, generator)
     noise = torch.randn(x0.shape, device=x0.device, generator=generator)
     return motion_loss(model(schedule.q_sample(x0, t, noise), t, cond, drop), x0, velocity_weight,
-                       velocity_dims, joined_windows(cond, drop, len(x0)) if velocity_join else None)
+                       velocity_dims, joined_windows(cond, drop, len(x0)), join_weight)
 
 
 def regression_loss(model: RegressionBaseline, x0: torch.Tensor, cond: MotionConditions,
                     drop: DropMask | None = None, velocity_weight: float = 0.0,
-                    velocity_dims: int | None = None, velocity_join: bool = False) -> torch.Tensor:
+                    velocity_dims: int | None = None, join_weight: float = 0.0) -> torch.Tensor:
     """The regression baseline's MSE on normalised windows x0 (B, W, D)."""
     return motion_loss(model(None, None, cond, drop), x0, velocity_weight, velocity_dims,
-                       joined_windows(cond, drop, len(x0)) if velocity_join else None)
+                       joined_windows(cond, drop, len(x0)), join_weight)
 
 
 class LitMotion(L.LightningModule):
@@ -107,8 +120,8 @@ class LitMotion(L.LightningModule):
 
     def __init__(self, model: dict | None = None, audio_encoder: dict | None = None,
                  drop_probs: dict[str, float] | None = None, velocity_weight: float = 0.0,
-                 velocity_dims: int | None = None, velocity_join: bool = False,
-                 lr: float = 1e-3,
+                 velocity_dims: int | None = None, join_weight: float = 0.0,
+                 short_share: float = 0.0, lr: float = 1e-3,
                  weight_decay: float = 0.01, max_steps: int = 10_000):
         super().__init__()
         self.save_hyperparameters()
@@ -119,13 +132,16 @@ class LitMotion(L.LightningModule):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The training loss of one batch of mel-stack windows (conditions dropped at random)."""
         transformer = self.model.transformer
-        x0, cond = split_batch(transformer, batch, self.model.audio_encoder(batch["audio"]))
+        motion, audio, k = batch["motion"], self.model.audio_encoder(batch["audio"]), None
+        if self.training and self.hparams.short_share and float(torch.rand(())) < self.hparams.short_share:
+            motion, audio, k = shorten(motion, audio, motion.shape[1] - transformer.config.window)
+        x0, cond = split_batch(transformer, {**batch, "motion": motion}, audio, k)
         drop = sample_drop(x0.shape[0], self.hparams.drop_probs, x0.device)
         h = self.hparams
         if transformer.config.diffusion:
             return diffusion_loss(transformer, self.schedule, x0, cond, drop, h.velocity_weight,
-                                  h.velocity_dims, h.velocity_join)
-        return regression_loss(transformer, x0, cond, drop, h.velocity_weight, h.velocity_dims, h.velocity_join)
+                                  h.velocity_dims, h.join_weight)
+        return regression_loss(transformer, x0, cond, drop, h.velocity_weight, h.velocity_dims, h.join_weight)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
