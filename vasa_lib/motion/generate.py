@@ -13,7 +13,6 @@ Everything here is in world units (the model's normalisation is applied inside).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
