@@ -80,12 +80,13 @@ class PoseTalker(Talker):
     """A Talker with a pose control: a fixed head yaw, set after sampling (as `_adjust` sets the intensity)."""
 
     fixed_yaw: float | None = None
+    yaw_column: int = 0          # the yaw's place in the pose (yaw, pitch, roll, tx, ty, distance)
 
     def _adjust(self, motion, settings):
         motion = super()._adjust(motion, settings)
         if self.fixed_yaw is not None:
             motion = motion.clone()
-            motion[:, 0] = self.fixed_yaw
+            motion[:, self.yaw_column] = self.fixed_yaw
         return motion
 
 

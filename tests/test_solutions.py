@@ -141,18 +141,10 @@ def one_clock_for_both(m):
 def pitch_for_yaw(m):
     # The PoseTalker with the slider's value written into the motion's second number, taking the pose for (pitch,
     # yaw, roll): the world's is (yaw, pitch, roll), so this fixes the pitch and leaves the yaw as sampled.
-    class PitchTalker(m.Talker):
-        fixed_yaw = None
-
-        def _adjust(self, motion, settings):
-            motion = super()._adjust(motion, settings)
-            if self.fixed_yaw is not None:
-                motion = motion.clone()
-                motion[:, 1] = self.fixed_yaw
-            return motion
-
-    right, wrong = (m.pose_control(cls(m.talker.face, m.talker.motion, m.talker.identity_net))
-                    for cls in (m.PoseTalker, PitchTalker))
+    pitch = m.PoseTalker(m.talker.face, m.talker.motion, m.talker.identity_net)
+    pitch.yaw_column = 1
+    right = m.pose_control(m.PoseTalker(m.talker.face, m.talker.motion, m.talker.identity_net))
+    wrong = m.pose_control(pitch)
     return m.check_exercise_3, right, wrong, "torch.all(fixed[:, 0] == -0.15)"
 
 
