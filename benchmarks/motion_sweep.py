@@ -6,8 +6,8 @@
 
 On `--clips` held-out test clips (their audio and controls), the diffusion model is sampled
 - with the guidance scale of one `--condition` (default audio) at each of `--scales` (the other
-  scales at their defaults, `GUIDANCE_SCALES`), at `--steps` DDIM steps;
-- with each number of DDIM steps in `--step-counts`, at the default scales;
+  scales at the model's own defaults, `MotionGenerator.scales`), at `--steps` DDIM steps;
+- with each number of DDIM steps in `--step-counts`, at the model's own scales;
 and each setting is graded with the per-clip metrics of `python -m vasa_lib.eval.motion` (lip sync,
 SyncNet confidence, delta_p, gaze and distance error, emotion accuracy; blinks per minute in the
 world's space), averaged over the clips. The truth's row is the same metrics on the clips' own motion.
@@ -26,7 +26,6 @@ import torch
 from vasa_lib import paths
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.eval.motion import clip_metrics, generate_for, load_evaluators, shipped_models
-from vasa_lib.motion.guidance import GUIDANCE_SCALES
 from vasa_lib.motion.latents import WORLD, load_latents, motion_space
 from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.motion.transformer import CONDITIONS
@@ -63,9 +62,9 @@ def sweep(face: str | None, diffusion: str | None, n_clips: int, steps: int, con
         return metrics(motions) | {"seconds": round(time.perf_counter() - start, 1)}
 
     return {"truth": metrics(test.split("motion")),
-            f"by_{condition}_scale": {str(a): run(GUIDANCE_SCALES | {condition: a}, steps) for a in scales},
-            "by_steps": {str(s): run(GUIDANCE_SCALES, s) for s in step_counts},
-            "settings": {"face": str(face), "n_clips": len(test), "steps": steps, "scales": GUIDANCE_SCALES,
+            f"by_{condition}_scale": {str(a): run(model.scales | {condition: a}, steps) for a in scales},
+            "by_steps": {str(s): run(model.scales, s) for s in step_counts},
+            "settings": {"face": str(face), "n_clips": len(test), "steps": steps, "scales": model.scales,
                          "seed": seed, "threads": torch.get_num_threads()}}
 
 

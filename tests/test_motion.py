@@ -347,3 +347,23 @@ def test_lightning_fit_runs(world_windows):
     trainer.fit(lit, DataLoader(world_windows, batch_size=8, shuffle=True), DataLoader(world_windows, batch_size=8))
     assert trainer.global_step == 3
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
+
+
+def test_a_checkpoint_carries_its_default_guidance_scales(tmp_path):
+    from vasa_lib.checkpoint import load_checkpoint, save_checkpoint
+    from vasa_lib.motion.guidance import GUIDANCE_SCALES, PAPER_SCALES
+    from vasa_lib.motion.model import MotionGenerator, MotionGeneratorConfig
+
+    lit = LitMotion({"motion_dim": D, "audio_dim": 16, "window": W, "context": K, "width": 32, "depth": 1, "heads": 2},
+                    {"dim": 16, "layers": 1}, scales=PAPER_SCALES)
+    model = randomized(lit.model)
+    assert model.scales == PAPER_SCALES
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "m.safetensors"), MotionGenerator)
+    assert loaded.scales == PAPER_SCALES                                   # stored with the weights
+    audio = torch.randn(16000)
+    own = loaded.generate(audio, steps=2)
+    assert torch.equal(own, loaded.generate(audio, steps=2, scales=PAPER_SCALES))
+    assert not torch.allclose(own, loaded.generate(audio, steps=2, scales=GUIDANCE_SCALES))
+    assert MotionGeneratorConfig().scales == GUIDANCE_SCALES              # a checkpoint that names none
+    with pytest.raises(ValueError, match="unknown conditions"):
+        MotionGeneratorConfig(scales={"pitch": 1.0})

@@ -202,7 +202,7 @@ def test_audio_files_are_resampled(tmp_path):
     (Settings(distance=0.0), "distance"),
     (Settings(intensity=-1), "intensity"),
     (Settings(emotion="furious"), "unknown emotion"),
-    (Settings(scales={"voice": 1.0}), "unknown guidance"),
+    (Settings(scales={"voice": 1.0}), "unknown conditions"),
     (Settings(scales={"audio": -1.0}), "guidance scale"),
     (Settings(steps=0), "steps"),
     (Settings(steps=2.5), "steps"),

@@ -54,10 +54,9 @@ from vasa_lib.face.identity_net import IdentityNet, random_motion
 from vasa_lib.face.losses import POSE_SPREAD
 from vasa_lib.face.model import FaceLatent, FaceModel
 from vasa_lib.motion.generate import Controls, emotion_tensor, generate, generate_window
-from vasa_lib.motion.guidance import GUIDANCE_SCALES
+from vasa_lib.motion.guidance import GUIDANCE_SCALES, check_scales
 from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.motion.sampler import DEFAULT_STEPS
-from vasa_lib.motion.transformer import CONDITIONS
 from vasa_lib.paths import checkpoints_dir
 from vasa_lib.video import write_video
 from vasa_lib.world.identity import identity_from_id
@@ -117,9 +116,7 @@ class Settings:
             if not (isinstance(value, numbers.Real) and math.isfinite(value) and low <= value <= high):
                 raise ValueError(f"{name} = {value!r} is outside [{low}, {high}]")
         emotion_tensor(self.emotion)                                    # raises on unknown emotions
-        unknown = set(self.scales) - set(CONDITIONS)
-        if unknown:
-            raise ValueError(f"unknown guidance conditions {sorted(unknown)}; choose from {CONDITIONS}")
+        check_scales(self.scales)
         for name, s in self.scales.items():
             if not (isinstance(s, numbers.Real) and math.isfinite(s) and 0 <= s <= 10):
                 raise ValueError(f"guidance scale for {name} = {s!r} must be a number in [0, 10]")

@@ -294,7 +294,8 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
 
     Config tables: [model] MotionConfig fields (motion_dim comes from the latents), [audio]
     MelEncoderConfig fields (audio_dim = its dim), [data] face_checkpoint, n_train, n_val,
-    windows_per_clip, batch_size, seed, [train] lr, max_steps, max_minutes, checkpoint, ...
+    windows_per_clip, batch_size, seed, [train] lr, max_steps, max_minutes, checkpoint, ...,
+    [guidance] the model's default sampling scales (condition = scale; default `GUIDANCE_SCALES`)
     """
     from torch.utils.data import DataLoader
 
@@ -324,7 +325,8 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
                     velocity_dims=train.get("velocity_dims"),
                     join_weight=train.get("join_weight", 0.0),
                     short_share=train.get("short_share", 0.0), lr=train["lr"],
-                    weight_decay=train.get("weight_decay", 0.01), max_steps=train["max_steps"])
+                    weight_decay=train.get("weight_decay", 0.01), max_steps=train["max_steps"],
+                    scales=cfg.get("guidance"))
     lit.model.transformer.set_motion_stats(*latents["train"].stats())
     length = model.get("context", 10) + model.get("window", 25)
     windows = {split: MotionWindows.from_latents(latents[split], length, data.get("windows_per_clip", 8),

@@ -53,7 +53,6 @@ from vasa_lib.eval.probes import MotionProbes, ProbeConfig
 from vasa_lib.eval.syncnet import SyncNet, SyncNetConfig, train_syncnet
 from vasa_lib.eval.windows import crop, sliding_windows
 from vasa_lib.motion.generate import Controls, generate, window_bounds
-from vasa_lib.motion.guidance import GUIDANCE_SCALES
 from vasa_lib.motion.latents import WORLD, LatentSet, load_latents, motion_space, space_key
 from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.motion.sampler import DEFAULT_STEPS
@@ -247,14 +246,16 @@ def controls_of(latents: LatentSet, i: int) -> Controls:
                     emotion=EMOTIONS[int(latents.emotion[i])])
 
 
-def generate_for(model: MotionGenerator, latents: LatentSet, i: int, steps: int, scales: dict[str, float],
+def generate_for(model: MotionGenerator, latents: LatentSet, i: int, steps: int, scales: dict[str, float] | None,
                  seed: int) -> torch.Tensor:
     """A system's motion (T, D) for clip i: its audio (the clip's mel stacks through the model's
-    audio encoder, as `MotionGenerator.audio_features` computes them) and controls."""
+    audio encoder, as `MotionGenerator.audio_features` computes them) and controls; scales: None
+    for the model's own (`MotionGenerator.scales`)."""
     mel = latents.mel[latents.offsets[i]: latents.offsets[i + 1]]
     with torch.no_grad():
         features = model.audio_encoder(mel[None])[0]
-    return generate(model.transformer, features, controls_of(latents, i), steps, scales, seed)
+    return generate(model.transformer, features, controls_of(latents, i), steps,
+                    model.scales if scales is None else scales, seed)
 
 
 def shipped_models(face: str | Path | None) -> tuple[Path, Path]:
@@ -269,15 +270,15 @@ def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = 
              scales: dict[str, float] | None = None, seed: int = 0,
              evaluators: str | Path | None = None) -> dict[str, Any]:
     """All metrics of the module docstring for the three systems, with the settings.
-    evaluators: the folder of the evaluator checkpoints (eval_*.safetensors). Every path defaults
-    to the shipped checkpoint."""
+    evaluators: the folder of the evaluator checkpoints (eval_*.safetensors); scales: guidance
+    scales for both models (default: each model's own, `MotionGenerator.scales`). Every path
+    defaults to the shipped checkpoint."""
     face = motion_space(face or paths.checkpoint("face"))
     shipped = shipped_models(face)
     diffusion, baseline = diffusion or shipped[0], baseline or shipped[1]
     evaluators = evaluators or paths.checkpoints_dir()
     torch.manual_seed(seed)
     start = time.perf_counter()
-    scales = dict(GUIDANCE_SCALES if scales is None else scales)
     models = {"diffusion": load_checkpoint(diffusion, MotionGenerator),
               "baseline": load_checkpoint(baseline, MotionGenerator)}
     key, window = space_key(face), models["diffusion"].transformer.config.window
@@ -321,7 +322,8 @@ def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = 
     settings = {
         "n_clips": len(test), "n_test_voice_clips": int(test.test_voice.sum()),
         "n_reference_clips": len(reference), "n_diversity_clips": n_diversity, "samples_per_audio": n_samples,
-        "steps": steps, "scales": scales, "seed": seed, "face_checkpoint": str(face), "face_hash": key,
+        "steps": steps, "scales": {name: m.scales if scales is None else dict(scales) for name, m in models.items()},
+        "seed": seed, "face_checkpoint": str(face), "face_hash": key,
         "diffusion_checkpoint": str(diffusion), "baseline_checkpoint": str(baseline), "evaluators": how,
         "probe_r2_test": probes.r2(test),
         "evaluator_grades": {k: round(v, 4) for k, v in evaluator_grades(ev, test).items()},
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", type=int, default=48, help="test clips")
     parser.add_argument("--diversity-clips", type=int, default=12, help="test clips sampled 3 times for diversity")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps per window")
-    parser.add_argument("--scale", action="append", help="guidance scale, e.g. --scale audio=0.5 --scale gaze=1")
+    parser.add_argument("--scale", action="append", help="guidance scales for both models, e.g. --scale audio=0.5 --scale gaze=1 (default: each model's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object")

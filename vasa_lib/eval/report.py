@@ -47,31 +47,32 @@ from vasa_lib.eval.motion import (
 )
 from vasa_lib.eval.realism import detector_accuracy, train_detector
 from vasa_lib.motion.generate import generate
-from vasa_lib.motion.guidance import GUIDANCE_SCALES, PAPER_SCALES
+from vasa_lib.motion.guidance import PAPER_SCALES
 from vasa_lib.motion.latents import WORLD, LatentSet, load_latents, motion_space
 from vasa_lib.motion.model import MotionGenerator
 
-# row -> (model, steps, guidance scales, context (None: the model's))
-SYSTEMS: dict[str, tuple[str, int, dict[str, float], int | None]] = {
-    "baseline": ("baseline", 1, GUIDANCE_SCALES, None),
-    "diffusion_50_steps": ("diffusion", 50, GUIDANCE_SCALES, None),
-    "diffusion_10_steps": ("diffusion", 10, GUIDANCE_SCALES, None),
+# row -> (model, steps, guidance scales (None: the model's own), context (None: the model's))
+SYSTEMS: dict[str, tuple[str, int, dict[str, float] | None, int | None]] = {
+    "baseline": ("baseline", 1, None, None),
+    "diffusion_50_steps": ("diffusion", 50, None, None),
+    "diffusion_10_steps": ("diffusion", 10, None, None),
     "diffusion_paper_scales": ("diffusion", 10, PAPER_SCALES, None),
-    "diffusion_no_previous": ("diffusion", 10, GUIDANCE_SCALES, 0),
+    "diffusion_no_previous": ("diffusion", 10, None, 0),
 }
 COLUMNS = ("sync_conf", "sync_dist", "capp", "delta_p", "motion_fd", "realism_acc", "lip_sync_corr", "diversity",
            "gaze_err_deg", "distance_err", "emotion_acc")
 SPACES = ("latent", "world")
 
 
-def system_motion(model: MotionGenerator, latents: LatentSet, i: int, steps: int, scales: dict[str, float],
+def system_motion(model: MotionGenerator, latents: LatentSet, i: int, steps: int, scales: dict[str, float] | None,
                   context: int | None, seed: int) -> torch.Tensor:
     """A system's motion (T, D) for clip i of a set: its audio and controls, as eval.motion's
-    `generate_for`, with the context (previous-window frames) as given."""
+    `generate_for` (scales None: the model's own), with the context (previous-window frames) as given."""
     mel = latents.mel[latents.offsets[i]: latents.offsets[i + 1]]
     with torch.no_grad():
         features = model.audio_encoder(mel[None])[0]
-    return generate(model.transformer, features, controls_of(latents, i), steps, scales, seed, context=context)
+    return generate(model.transformer, features, controls_of(latents, i), steps,
+                    model.scales if scales is None else scales, seed, context=context)
 
 
 def evaluate_space(space: str, n_clips: int = 8, n_train: int = 16, n_diversity: int = 3, seed: int = 0,

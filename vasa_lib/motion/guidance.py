@@ -10,10 +10,13 @@ Sampling: with scales lambda_c for the guided conditions c,
 
 which pushes the prediction away from what it would be without c. The 1 + n predictions (n =
 conditions with a non-zero scale) run as one batched forward pass. The paper samples with
-lambda_audio = 0.5 and lambda_gaze = 1.0 (`PAPER_SCALES`). Our defaults (`GUIDANCE_SCALES`) leave
-the audio unguided: for the shipped checkpoints, audio guidance lowers lip sync and raises jitter
-at every scale above 0 (notebook 05's sweep; `python -m vasa_lib.eval.motion --scale audio=0.5`
-against the default: lip_sync_corr 0.69 against 0.71, delta_p 1.57 against 1.01, the truth 1.10).
+lambda_audio = 0.5 and lambda_gaze = 1.0 (`PAPER_SCALES`). Which scales work best depends on the
+trained model, so each checkpoint carries its own defaults (`MotionGeneratorConfig.scales`, set by
+the training config's [guidance] table); `GUIDANCE_SCALES` are those of a checkpoint that names none.
+They leave the audio unguided: for the latent-space checkpoint, audio guidance lowers lip sync and
+raises jitter at every scale above 0 (notebook 05's sweep). The world-space checkpoint samples with
+the paper's scales: there audio guidance brings the head motion and the blink rate to the truth's
+(its card, `benchmarks/motion_sweep.py --face world`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ def sample_drop(batch_size: int, probs: dict[str, float] | None = None, device: 
     return {name: torch.rand(batch_size, device=device, generator=generator) < p for name, p in probs.items()}
 
 
+def check_scales(scales: dict[str, float]) -> None:
+    """Guidance scales name conditions of `CONDITIONS` only."""
+    unknown = set(scales) - set(CONDITIONS)
+    if unknown:
+        raise ValueError(f"unknown conditions {sorted(unknown)}; choose from {CONDITIONS}")
+
+
 def guided_x0(model: MotionTransformer, x_t: torch.Tensor | None, t: torch.Tensor | None, cond: MotionConditions,
               scales: dict[str, float] | None = None, drop: DropMask | None = None) -> torch.Tensor:
     """Guided prediction X0_hat (B, W, D) from x_t (B, W, D), t (B,) and conditions.
@@ -46,9 +56,7 @@ def guided_x0(model: MotionTransformer, x_t: torch.Tensor | None, t: torch.Tenso
     drop: conditions dropped in every branch (e.g. "previous" for the first window).
     """
     scales = GUIDANCE_SCALES if scales is None else scales
-    unknown = set(scales) - set(CONDITIONS)
-    if unknown:
-        raise ValueError(f"unknown conditions {sorted(unknown)}; choose from {CONDITIONS}")
+    check_scales(scales)
     guided = [name for name, s in scales.items() if s != 0]
     n, b = 1 + len(guided), cond.audio.shape[0]
     base = {name: torch.zeros(b, dtype=torch.bool, device=cond.audio.device) for name in CONDITIONS}

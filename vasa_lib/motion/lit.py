@@ -114,7 +114,8 @@ class LitMotion(L.LightningModule):
     (model["diffusion"] true, the default) or a RegressionBaseline, on batches of mel stacks.
 
     model: MotionConfig fields; audio_encoder: MelEncoderConfig fields (its dim must equal
-    model["audio_dim"]); drop_probs: per-condition dropout (default DROP_PROBS).
+    model["audio_dim"]); drop_probs: per-condition dropout (default DROP_PROBS); scales: the
+    guidance scales the trained model samples with by default (`MotionGeneratorConfig.scales`).
     Set the motion statistics first: `lit.model.transformer.set_motion_stats(mean, std)`.
     """
 
@@ -122,10 +123,13 @@ class LitMotion(L.LightningModule):
                  drop_probs: dict[str, float] | None = None, velocity_weight: float = 0.0,
                  velocity_dims: int | None = None, join_weight: float = 0.0,
                  short_share: float = 0.0, lr: float = 1e-3,
-                 weight_decay: float = 0.01, max_steps: int = 10_000):
+                 weight_decay: float = 0.01, max_steps: int = 10_000, scales: dict[str, float] | None = None):
         super().__init__()
         self.save_hyperparameters()
-        self.model = MotionGenerator(MotionGeneratorConfig(motion=model or {}, audio=audio_encoder or {}))
+        config = MotionGeneratorConfig(motion=model or {}, audio=audio_encoder or {})
+        if scales is not None:
+            config.scales = dict(scales)
+        self.model = MotionGenerator(config)
         config = self.model.transformer.config
         self.schedule = NoiseSchedule(config.diffusion_steps, config.schedule)
 

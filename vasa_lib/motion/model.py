@@ -25,6 +25,7 @@ from vasa_lib.audio.encoder import MelEncoder, MelEncoderConfig
 from vasa_lib.audio.mel import audio_frame_features, check_audio
 from vasa_lib.motion.baseline import RegressionBaseline
 from vasa_lib.motion.generate import Controls, generate
+from vasa_lib.motion.guidance import GUIDANCE_SCALES, check_scales
 from vasa_lib.motion.sampler import DEFAULT_STEPS
 from vasa_lib.motion.transformer import MotionConfig, MotionTransformer
 from vasa_lib.world.params import POSE_DIM
@@ -33,12 +34,17 @@ from vasa_lib.world.params import POSE_DIM
 @dataclass
 class MotionGeneratorConfig:
     """motion: `MotionConfig` fields (motion_dim = 6 + the face model's dyn_dim, 38 for the
-    shipped face model; audio_dim = the audio encoder's dim); audio: `MelEncoderConfig` fields."""
+    shipped face model; audio_dim = the audio encoder's dim); audio: `MelEncoderConfig` fields;
+    scales: the classifier-free guidance scales this model samples with when none are given (the
+    training config's [guidance] table, chosen by a sweep such as `benchmarks/motion_sweep.py`;
+    `GUIDANCE_SCALES` for a checkpoint that names none), as a generation config ships with a model."""
 
     motion: dict = field(default_factory=lambda: {"motion_dim": POSE_DIM + 32})
     audio: dict = field(default_factory=dict)
+    scales: dict = field(default_factory=lambda: dict(GUIDANCE_SCALES))
 
     def __post_init__(self) -> None:
+        check_scales(self.scales)
         motion, audio = MotionConfig(**self.motion), MelEncoderConfig(**self.audio)
         if motion.audio_dim != audio.dim:
             raise ValueError(f"motion audio_dim {motion.audio_dim} must equal the audio encoder's dim {audio.dim}")
@@ -62,6 +68,11 @@ class MotionGenerator(nn.Module):
         return self.transformer.config.motion_dim
 
     @property
+    def scales(self) -> dict[str, float]:
+        """The guidance scales this model samples with by default (`MotionGeneratorConfig.scales`)."""
+        return dict(self.config.scales)
+
+    @property
     def diffusion(self) -> bool:
         """True for the diffusion model, False for the regression baseline."""
         return self.transformer.config.diffusion
@@ -81,7 +92,8 @@ class MotionGenerator(nn.Module):
 
         controls: gaze, distance, emotion (default `Controls()`); steps: DDIM steps per window
         (ignored by the baseline); scales: classifier-free guidance scales per condition (default
-        `GUIDANCE_SCALES`); seed: the same seed gives the same motion. Puts the model in eval mode.
+        `self.scales`); seed: the same seed gives the same motion. Puts the model in eval mode.
         """
         self.eval()
-        return generate(self.transformer, self.audio_features(audio), controls, steps, scales, seed)
+        return generate(self.transformer, self.audio_features(audio), controls, steps,
+                        self.scales if scales is None else scales, seed)
