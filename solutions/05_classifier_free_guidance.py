@@ -65,10 +65,10 @@ def exercise_1():
         results[name] = {"agree": agree, "lip sync": float(sync)}
         print(f"{name:16s}: classifier agrees on {agree} of 5 emotions; lip sync {sync:.3f}")
     plain, guided = results.values()
-    # The classifier agrees no more often; it reads the true motion of these clips right 3 times in 8 (notebook),
-    # so it could not show a gain anyway. Emotion guidance leaves lip sync where it was (within 0.02): the
-    # emotion's direction in the prediction is small and mostly away from the mouth.
-    assert guided["agree"] <= plain["agree"] + 1
+    # Whether the classifier agrees more often says little: it reads the true motion of these clips right only 3
+    # times in 8 (notebook), so its counts here (1 and 3 of 5 for the shipped checkpoint) are no evidence either way.
+    # Emotion guidance leaves lip sync where it was (within 0.02): the emotion's direction in the prediction is
+    # small and mostly away from the mouth.
     assert abs(guided["lip sync"] - plain["lip sync"]) < 0.02
 
 

@@ -360,7 +360,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", type=int, default=48, help="test clips")
     parser.add_argument("--diversity-clips", type=int, default=12, help="test clips sampled 3 times for diversity")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps per window")
-    parser.add_argument("--scale", action="append", help="guidance scales for both models, e.g. --scale audio=0.5 --scale gaze=1 (default: each model's own)")
+    parser.add_argument("--scale", action="append",
+                        help="guidance scales for both models, e.g. --scale audio=0.5 --scale gaze=1 "
+                             "(default: each model's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
