@@ -237,12 +237,12 @@ def exercise_5():
     for name, row in stats.items():
         print(f"{name:16s}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
     diffusion, noise = stats["diffusion"], stats["baseline + noise"]
-    # With at least the samples' frame-to-frame velocity, the noisy baseline is still not like them. The noise is white: it changes direction every
-    # frame (negative lag-1 correlation of the velocity), and averaged over a third of a second it is gone, so
-    # three noisy draws make the same slow motion, the baseline's average. The diffusion samples differ in what
-    # matters: whole turns and nods, several times more than the noisy draws do. Noise adds shake, not
-    # plausible alternatives; the missing variety is in the distribution of motions, which only a generative
-    # model learns.
+    # With at least the samples' frame-to-frame velocity, the noisy baseline is still not like them. The noise is
+    # white: it changes direction every frame (negative lag-1 correlation of the velocity), and averaged over a
+    # third of a second it is gone, so three noisy draws make the same slow motion, the baseline's average. The
+    # diffusion samples differ in what matters: whole turns and nods, several times more than the noisy draws do.
+    # Noise adds shake, not plausible alternatives; the missing variety is in the distribution of motions, which
+    # only a generative model learns.
     assert noise["velocity std"] > diffusion["velocity std"]
     assert noise["lag-1"] < 0 < diffusion["lag-1"]
     assert diffusion["slow spread"] > 3 * noise["slow spread"]

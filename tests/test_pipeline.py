@@ -20,6 +20,7 @@ from vasa_lib.face.identity_net import IdentityNet, IdentityNetConfig
 from vasa_lib.face.model import FaceConfig, FaceModel
 from vasa_lib.generate import main as generate_main
 from vasa_lib.motion.generate import window_bounds
+from vasa_lib.motion.guidance import GUIDANCE_SCALES, PAPER_SCALES
 from vasa_lib.motion.model import MotionGenerator, MotionGeneratorConfig
 from vasa_lib.pipeline import (
     LABEL_TEXT,
@@ -95,6 +96,17 @@ def test_stream_waits_only_for_its_lookahead(talker):
     stream = talker.motion_stream(iter([audio[:(short + m) * 640], audio[(short + m) * 640:]]),
                                   Settings(steps=2, first_window=short))
     assert next(stream).shape == (short, 14) and next(stream).shape == (w, 14)
+
+
+def test_settings_without_scales_use_the_checkpoints_own():
+    """Settings(scales=None), the default, samples with the motion checkpoint's stored scales."""
+    talker = tiny_talker()
+    talker.motion.config.scales = dict(PAPER_SCALES)
+    audio = speech(1.1)
+    own = talker.motion_offline(audio, Settings(steps=2))
+    assert torch.equal(own, talker.motion_offline(audio, Settings(steps=2, scales=PAPER_SCALES)))
+    assert not torch.allclose(own, talker.motion_offline(audio, Settings(steps=2, scales=GUIDANCE_SCALES)))
+    assert_close(torch.cat(list(talker.motion_stream(audio, Settings(steps=2)))), own, atol=1e-4, rtol=1e-4)
 
 
 def test_window_bounds():

@@ -39,7 +39,6 @@ from einops import rearrange
 from matplotlib.figure import Figure
 
 from vasa_lib import paths
-from vasa_lib.motion.guidance import GUIDANCE_SCALES
 from vasa_lib.motion.sampler import DEFAULT_STEPS
 from vasa_lib.pipeline import REAL_VIDEO_HINT, Portrait, Settings, Talker, load_speech, provenance
 from vasa_lib.video import write_video
@@ -223,9 +222,10 @@ def build(talker: Talker, max_seconds: float = MAX_SECONDS) -> gr.Blocks:
                         distance = gr.Slider(0.85, 1.35, 1.0, step=0.05, label="head distance")
                         emotion = gr.Dropdown(list(EMOTIONS), value="neutral", label="emotion")
                     with gr.Row():
-                        audio_scale = gr.Slider(0, 3, GUIDANCE_SCALES["audio"], step=0.1,
+                        own = talker.motion.scales                 # the motion checkpoint's own scales
+                        audio_scale = gr.Slider(0, 3, own.get("audio", 0.0), step=0.1,
                                                 label="audio guidance (the paper: 0.5)")
-                        gaze_scale = gr.Slider(0, 3, GUIDANCE_SCALES["gaze"], step=0.1, label="gaze guidance")
+                        gaze_scale = gr.Slider(0, 3, own.get("gaze", 0.0), step=0.1, label="gaze guidance")
                     with gr.Row():
                         steps = gr.Slider(1, MAX_STEPS, DEFAULT_STEPS, step=1, label="sampling steps")
                         seed = gr.Number(0, label="seed", precision=0, minimum=0)

@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-from vasa_lib.motion.guidance import GUIDANCE_SCALES
 from vasa_lib.motion.sampler import DEFAULT_STEPS
 from vasa_lib.pipeline import MAX_AUDIO_SECONDS, Settings, Talker, load_speech
 from vasa_lib.world.params import EMOTIONS, SAMPLE_RATE
@@ -34,10 +33,11 @@ def parser() -> argparse.ArgumentParser:
                    help="main gaze direction in radians (default 0 0: at the camera)")
     p.add_argument("--distance", type=float, default=1.0, help="head distance, 1 = nominal (default 1)")
     p.add_argument("--emotion", default="neutral", choices=EMOTIONS)
-    p.add_argument("--audio-scale", type=float, default=GUIDANCE_SCALES["audio"],
-                   help="classifier-free guidance scale of the audio (the paper: 0.5)")
-    p.add_argument("--gaze-scale", type=float, default=GUIDANCE_SCALES["gaze"],
-                   help="classifier-free guidance scale of the gaze")
+    p.add_argument("--audio-scale", type=float,
+                   help="classifier-free guidance scale of the audio (the paper: 0.5; default: the motion "
+                        "checkpoint's own)")
+    p.add_argument("--gaze-scale", type=float,
+                   help="classifier-free guidance scale of the gaze (default: the motion checkpoint's own)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                    help=f"DDIM sampling steps per window (default {DEFAULT_STEPS}; 10 is ~5x faster)")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same motion")
@@ -59,10 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         if out.suffix.lower() != ".mp4":
             raise ValueError(f"--out must end in .mp4, got {args.out}")
-        settings = Settings(gaze=tuple(args.gaze), distance=args.distance, emotion=args.emotion,
-                            scales={"audio": args.audio_scale, "gaze": args.gaze_scale}, steps=args.steps,
-                            seed=args.seed, intensity=args.intensity)
         talker = Talker.from_checkpoints(args.checkpoints, max_seconds=args.max_seconds, label=not args.no_label)
+        given = {name: s for name, s in (("audio", args.audio_scale), ("gaze", args.gaze_scale)) if s is not None}
+        settings = Settings(gaze=tuple(args.gaze), distance=args.distance, emotion=args.emotion,
+                            scales=talker.motion.scales | given, steps=args.steps,
+                            seed=args.seed, intensity=args.intensity)
         talker.check(settings)
         audio = load_speech(args.audio, args.text, args.voice, args.max_seconds)
         portrait = talker.portrait(args.image, strict=not args.force)

@@ -36,7 +36,7 @@ import numbers
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import av
@@ -54,7 +54,7 @@ from vasa_lib.face.identity_net import IdentityNet, random_motion
 from vasa_lib.face.losses import POSE_SPREAD
 from vasa_lib.face.model import FaceLatent, FaceModel
 from vasa_lib.motion.generate import Controls, emotion_tensor, generate, generate_window
-from vasa_lib.motion.guidance import GUIDANCE_SCALES, check_scales
+from vasa_lib.motion.guidance import check_scales
 from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.motion.sampler import DEFAULT_STEPS
 from vasa_lib.paths import checkpoints_dir
@@ -89,7 +89,8 @@ class Settings:
 
     gaze (theta, phi) radians, main gaze direction; distance: head distance (1 = nominal, larger
     = smaller head); emotion: a name in `EMOTIONS`, its index or weights over them; scales:
-    classifier-free guidance scale per condition (default `GUIDANCE_SCALES`); steps: DDIM steps per
+    classifier-free guidance scale per condition (None: the motion checkpoint's own,
+    `MotionGenerator.scales`); steps: DDIM steps per
     window; seed: the same seed gives the same motion; intensity: scales the head's rotation and
     shift around the training mean (0 = still head, 1 = as generated); first_window: frames of the
     first window (None: a whole window; fewer: live speech waits less for the first frame,
@@ -99,7 +100,7 @@ class Settings:
     gaze: tuple[float, float] = (0.0, 0.0)
     distance: float = 1.0
     emotion: str | int | tuple[float, ...] = "neutral"
-    scales: dict[str, float] = field(default_factory=lambda: dict(GUIDANCE_SCALES))
+    scales: dict[str, float] | None = None
     steps: int = DEFAULT_STEPS
     seed: int = 0
     intensity: float = 1.0
@@ -116,8 +117,8 @@ class Settings:
             if not (isinstance(value, numbers.Real) and math.isfinite(value) and low <= value <= high):
                 raise ValueError(f"{name} = {value!r} is outside [{low}, {high}]")
         emotion_tensor(self.emotion)                                    # raises on unknown emotions
-        check_scales(self.scales)
-        for name, s in self.scales.items():
+        check_scales(self.scales or {})
+        for name, s in (self.scales or {}).items():
             if not (isinstance(s, numbers.Real) and math.isfinite(s) and 0 <= s <= 10):
                 raise ValueError(f"guidance scale for {name} = {s!r} must be a number in [0, 10]")
         if not (isinstance(self.steps, numbers.Integral) and 1 <= self.steps <= max_steps):
@@ -424,6 +425,10 @@ class Talker:
         config = self.motion.transformer.config
         settings.check(config.diffusion_steps, config.window)
 
+    def scales(self, settings: Settings) -> dict[str, float]:
+        """The guidance scales a generation uses: the settings', or the motion checkpoint's own."""
+        return self.motion.scales if settings.scales is None else settings.scales
+
     @torch.inference_mode()
     def motion_offline(self, audio: np.ndarray | torch.Tensor, settings: Settings) -> torch.Tensor:
         """Offline motion of a whole clip: 16 kHz speech (N,) -> [z_pose, z_dyn] (T, D), T = ceil(N / 640)."""
@@ -433,8 +438,8 @@ class Talker:
         with num_threads(self.threads):
             feats = self.motion.audio_features(audio)
             start = self._tick("audio_features", start)
-            motion = generate(self.motion.transformer, feats, settings.controls(), settings.steps, settings.scales,
-                              settings.seed, first_window=settings.first_window)
+            motion = generate(self.motion.transformer, feats, settings.controls(), settings.steps,
+                              self.scales(settings), settings.seed, first_window=settings.first_window)
         self._tick("diffusion", start)
         return self._adjust(motion, settings)
 
@@ -476,8 +481,8 @@ class Talker:
                 feats = F.pad(rearrange(feats, "t c -> 1 c t"), (0, size - n), mode="replicate")   # as `generate` pads
                 feats = rearrange(feats, "1 c t -> 1 t c")
                 start = self._tick("audio_features", start)
-                motion = generate_window(t, feats, controls, prev_motion, prev_audio, settings.steps, settings.scales,
-                                         0.0, generator)
+                motion = generate_window(t, feats, controls, prev_motion, prev_audio, settings.steps,
+                                         self.scales(settings), 0.0, generator)
             self._tick("diffusion", start)
             if k > 0:
                 prev_motion, prev_audio = motion[:, -k:], feats[:, -k:]
