@@ -13,10 +13,12 @@ from vasa_lib.eval.capp import Capp, CappConfig
 from vasa_lib.eval.emotion import EmotionClassifier, EmotionConfig
 from vasa_lib.eval.motion import (
     KEYS,
+    blinks_per_minute,
     clip_metrics,
     delta_p,
     diversity,
     frechet_distance,
+    half_blinks_per_minute,
     parse_scales,
     pearson,
     seam_ratio,
@@ -60,6 +62,16 @@ def test_metric_math():
     assert diversity(same[:, 0]) == 0.0 and diversity(torch.randn(4, 20, 5)) > 0.5
     features = window_features(torch.randn(60, 5))
     assert features.shape == (len(range(0, 36, 12)), 10)
+
+
+def test_blinks_and_half_blinks():
+    eyelid = torch.zeros(25 * 60)                                     # one minute, eyes open
+    eyelid[100:104] = torch.tensor([0.4, 1.0, 1.0, 0.3])              # a blink: shut
+    eyelid[500:503] = torch.tensor([0.3, 0.4, 0.25])                  # a flicker: half shut, never closed
+    eyelid[900:902] = 0.1                                             # too small to count
+    eyelid[-2:] = 0.35                                                # a flicker cut off at the end
+    assert blinks_per_minute(eyelid) == 1.0
+    assert half_blinks_per_minute(eyelid) == 2.0
 
 
 def test_seam_ratio_sees_a_jump_at_each_window_border():

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from vasa_lib import paths
 from vasa_lib.checkpoint import load_checkpoint, read_checkpoint, write_evaluation
@@ -128,6 +129,17 @@ def blinks_per_minute(eyelid: torch.Tensor, threshold: float = 0.5) -> float:
     per minute."""
     closed = eyelid > threshold
     return float((closed[1:] & ~closed[:-1]).sum()) * 60 * FPS / len(eyelid)
+
+
+def half_blinks_per_minute(eyelid: torch.Tensor, low: float = 0.2, threshold: float = 0.5) -> float:
+    """Half-blinks in an eyelid sequence (T,) at 25 fps, per minute: dips that close the eye past
+    `low` but never to `threshold`, which `blinks_per_minute` does not count (a flicker of the lid,
+    not a blink)."""
+    closing = F.pad((eyelid > low).float(), (1, 1))
+    edges = closing.diff()
+    starts, ends = (edges == 1).nonzero()[:, 0], (edges == -1).nonzero()[:, 0]
+    peaks = [float(eyelid[s:e].max()) for s, e in zip(starts.tolist(), ends.tolist())]
+    return sum(p <= threshold for p in peaks) * 60 * FPS / len(eyelid)
 
 
 # --- evaluators ------------------------------------------------------------------------------------
@@ -222,13 +234,14 @@ def evaluator_grades(ev: dict[str, torch.nn.Module], test: LatentSet, shift: int
 def clip_metrics(motion: torch.Tensor, latents: LatentSet, i: int, ev: dict[str, torch.nn.Module],
                  world: bool = False) -> dict[str, float]:
     """Per-clip metrics of motion (T, D) generated for (or encoded from) clip i of the test set;
-    in the world's parameter space (`world`) also the blinks per minute of its eyelid."""
+    in the world's parameter space (`world`) also the blinks and half-blinks per minute of its eyelid."""
     probes: MotionProbes = ev["probes"]
     s, e = latents.offsets[i], latents.offsets[i + 1]
     mel = latents.mel[s:e]
     true_mouth = latents.true_dynamics[s:e, dyn_index("jaw_open")]
     gaze = torch.stack([probes.read(motion, "gaze_yaw"), probes.read(motion, "gaze_pitch")], -1).mean(0)
     sync = ev["syncnet"].scores(mel, motion)
+    eyelid = motion[:, POSE_DIM + dyn_index("eyelid")] if world else None
     return {
         "lip_sync_corr": pearson(probes.read(motion, "jaw_open"), true_mouth),
         "sync_conf": sync["sync_conf"], "sync_dist": sync["sync_dist"], "sync_offset_abs": abs(sync["offset"]),
@@ -237,7 +250,8 @@ def clip_metrics(motion: torch.Tensor, latents: LatentSet, i: int, ev: dict[str,
         "gaze_err_deg": math.degrees(float((gaze - latents.gaze[i]).norm())),
         "distance_err": float((probes.read(motion, "distance").mean() - latents.distance[i, 0]).abs()),
         "emotion_acc": float(ev["emotion"].predict(motion) == int(latents.emotion[i])),
-    } | ({"blinks_per_min": blinks_per_minute(motion[:, POSE_DIM + dyn_index("eyelid")])} if world else {})
+    } | ({"blinks_per_min": blinks_per_minute(eyelid), "half_blinks_per_min": half_blinks_per_minute(eyelid)}
+         if world else {})
 
 
 def controls_of(latents: LatentSet, i: int) -> Controls:
@@ -316,7 +330,8 @@ def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = 
                                             ref_features)
         row["diversity"] = sum(diversity(probes.normalize(s)) for s in samples) / len(samples)
         row["seam_ratio"] = seam_ratio([m[:, :POSE_DIM] for m in motions], window)
-        systems[name] = {k: round(row[k], 4) for k in (*KEYS, "sync_offset_abs", "blinks_per_min") if k in row}
+        systems[name] = {k: round(row[k], 4) for k in (*KEYS, "sync_offset_abs", "blinks_per_min",
+                                                               "half_blinks_per_min") if k in row}
 
     true_pose = test.true_pose.split(test.lengths())
     settings = {
