@@ -19,7 +19,7 @@ import lightning as L
 import torch
 
 from vasa_lib.motion.baseline import RegressionBaseline
-from vasa_lib.motion.guidance import sample_drop
+from vasa_lib.motion.guidance import GUIDANCE_SCALES, sample_drop
 from vasa_lib.motion.model import MotionGenerator, MotionGeneratorConfig
 from vasa_lib.motion.schedule import NoiseSchedule
 from vasa_lib.motion.transformer import DropMask, MotionConditions, MotionTransformer
@@ -126,10 +126,8 @@ class LitMotion(L.LightningModule):
                  weight_decay: float = 0.01, max_steps: int = 10_000, scales: dict[str, float] | None = None):
         super().__init__()
         self.save_hyperparameters()
-        config = MotionGeneratorConfig(motion=model or {}, audio=audio_encoder or {})
-        if scales is not None:
-            config.scales = dict(scales)
-        self.model = MotionGenerator(config)
+        self.model = MotionGenerator(MotionGeneratorConfig(
+            motion=model or {}, audio=audio_encoder or {}, scales=dict(GUIDANCE_SCALES if scales is None else scales)))
         config = self.model.transformer.config
         self.schedule = NoiseSchedule(config.diffusion_steps, config.schedule)
 
