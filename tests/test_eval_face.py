@@ -46,6 +46,42 @@ def test_reader_trains_and_reads_world_units():
     assert ParameterReader(config)(torch.rand(2, 3, 32, 32)).shape == (2, len(NAMES))
 
 
+def test_part_crops_follow_the_head():
+    """The eye and mouth boxes, posed with each frame's head pose, land on the eyes and the lips
+    of the renderer's part labels (and a crop at a wrong pose does not)."""
+    from vasa_lib.eval.reader import EYE_BOX, MOUTH_BOX, part_crops
+    from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
+    from vasa_lib.world.pairs import motion_bank
+    from vasa_lib.world.params import POSE_DIM
+    from vasa_lib.world.renderer import PART_INDEX, render
+
+    params = motion_bank("test", 2)[::8][:24]
+    params = params[params[:, POSE_DIM + 6] < 0.5]                  # eyes open
+    people = identity_from_id([IDENTITY_SPLITS["test"][i % 8] for i in range(len(params))])
+    _, labels = render(people, params[:, :POSE_DIM], params[:, POSE_DIM:], size=128, parts=True,
+                       framing="portrait")
+
+    def share(pose, box, parts, mirror=False):
+        mask = sum((labels == PART_INDEX[p]).float() for p in parts).unsqueeze(1)
+        return part_crops(mask, pose, box, "portrait", mirror).mean((1, 2, 3))
+
+    pose, eye = params[:, :POSE_DIM], ("eye_white", "iris")
+    for mirror in (False, True):
+        assert (share(pose, EYE_BOX, eye, mirror) > 0.03).all()
+    assert (share(pose, MOUTH_BOX, ("lips", "mouth_cavity", "teeth", "tongue")) > 0.06).all()
+    moved = pose + torch.tensor([0.0, 0.0, 0.0, 0.2, 0.0, 0.0])
+    assert share(moved, EYE_BOX, eye).mean() < 0.3 * share(pose, EYE_BOX, eye).mean()
+
+
+def test_crop_reader_trains_and_reads():
+    config = ReaderConfig(size=32, widths=(8, 8, 16), hidden=16, framing="portrait", crops=True,
+                          part_widths=(8, 16))
+    reader, report = train_reader(config, steps=3, batch=4, n_clips=2)
+    assert set(report["grade_r2_test_people"]) == set(GROUPS)
+    read = reader.read(torch.rand(5, 3, 32, 32))
+    assert read.shape == (5, len(NAMES)) and torch.isfinite(read).all()
+
+
 def test_train_reader_cli_writes_a_checkpoint_and_card(tmp_path):
     from vasa_lib.checkpoint import load_checkpoint
     from vasa_lib.train import main

@@ -142,8 +142,32 @@ def test_gpu_recipe_at_tiny_scale(tmp_path, monkeypatch):
     assert model.reenact(image, image).shape == (1, 3, 128, 128)
 
 
+def test_a_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """--resume goes on from the training state: the step count, and the time used, which the
+    time-budgeted schedule counts on (`optim.TimedCycle`)."""
+    config = tiny("configs/face_gpu_v2.toml", tmp_path, **{
+        "batch_size = 128": "batch_size = 2", "consist_pairs = 16": "consist_pairs = 1",
+        "cross_pairs = 16": "cross_pairs = 1", "n_clips = 200": "n_clips = 2",
+        "held_out_batches = 4": "held_out_batches = 1"})
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    train_main(["face", "--config", config, "--out", str(out), "--max-steps", "2"])
+    assert (out / "resume.ckpt").exists()
+    train_main(["face", "--config", config, "--out", str(out), "--max-steps", "4", "--resume"])
+    info = json.loads((out / "face.json").read_text())["info"]
+    assert info["steps"] == 4 and info["resumed_at_step"] == 2
+    state = torch.load(out / "resume.ckpt", weights_only=False)["lr_schedulers"][0]
+    assert state["used"] > 0 and state["last_epoch"] == 4
+
+
+def test_resume_without_a_state_says_so(tmp_path):
+    config = tiny("configs/face_gpu_v2.toml", tmp_path)
+    with pytest.raises(ValueError, match="nothing to resume"):
+        train_main(["face", "--config", config, "--out", str(tmp_path / "none"), "--resume"])
+
+
 def test_reader_recipe_at_tiny_scale(tmp_path):
-    config = tiny("configs/reader_portrait.toml", tmp_path, **{"steps = 20000": "steps = 2", "batch = 256": "batch = 4",
+    config = tiny("configs/reader_portrait.toml", tmp_path, **{"steps = 100000": "steps = 2", "batch = 64": "batch = 4",
                                                                "n_clips = 200": "n_clips = 2"})
     out = tmp_path / "reader"
     train_main(["reader", "--config", config, "--out", str(out)])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from vasa_lib import paths, train
+from vasa_lib import paths, run_config, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def test_training_writes_under_runs_unless_told_otherwise(config):
 
 @pytest.mark.parametrize("command, option, read", [
     ("identity", "--checkpoint", lambda given: given["overrides"]["checkpoint"]),
-    ("reader", "--checkpoint", lambda given: given["checkpoint"]),
+    ("reader", "--checkpoint", lambda given: given["overrides"]["checkpoint"]),
     ("evaluators", "--out", lambda given: given["out"])], ids=["identity", "reader", "evaluators"])
 def test_every_training_command_can_name_where_it_writes(monkeypatch, command, option, read):
     real, given = getattr(train, f"train_{command}"), {}
@@ -59,3 +59,39 @@ def test_training_from_another_folder_writes_the_card(course):
     card = (course / "runs" / "identity_tiny" / "identity_tiny.md").read_text()
     assert "n_identities = 4" in card and (course / "runs" / "identity_tiny" / "identity_tiny.safetensors").exists()
     assert not list(Path.cwd().iterdir())
+
+
+KINDS = {"face": run_config.FaceRun, "motion": run_config.MotionRun, "reader": run_config.ReaderRun,
+         "identity": run_config.IdentityRun, "evaluators": run_config.EvaluatorsRun}
+
+
+def kind_of(config: Path) -> str:
+    return next(kind for kind in ("evaluators", "identity", "reader", "motion", "face") if kind in config.name)
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.toml")), ids=lambda path: path.name)
+def test_every_shipped_config_reads_as_its_typed_run(config):
+    run = run_config.load_run(config, KINDS[kind_of(config)])
+    table = tomllib.loads(config.read_text())
+    for key, value in table.get("train", {}).items():
+        assert getattr(run.train, key) == value
+
+
+@pytest.mark.parametrize("text, message", [
+    ('precision = "bf16-mixed"\n[train]\nlr = 0.1\n', "unknown key 'precision'"),   # a key above its table
+    ("[train]\nlearning_rate = 0.1\n", "[train]: unknown key 'learning_rate'"),
+    ("[data]\nbatch = 4\n", "[data]: unknown key 'batch'"),
+    ('[train]\nschedule = "cosine"\n', "schedule must be"),
+    ("train = 3\n", "must be a table")])
+def test_a_misspelt_key_fails_with_its_name(tmp_path, text, message):
+    path = tmp_path / "face.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        run_config.load_run(path, run_config.FaceRun)
+
+
+def test_a_misspelt_model_key_fails_before_training(tmp_path):
+    path = tmp_path / "face.toml"
+    path.write_text("[model]\nsizee = 64\n")
+    with pytest.raises(ValueError, match="unknown key 'sizee'"):
+        train.train_face(str(path))

@@ -41,19 +41,24 @@ def one_cycle(optimizer: torch.optim.Optimizer, lr: float, total_steps: int, war
 class TimedCycle(torch.optim.lr_scheduler.LRScheduler):
     """Linear warm-up over `warmup_steps` steps, then cosine decay from the peak to
     peak / final_div_factor as the elapsed time goes from 0 to `seconds` (counted from the
-    first step). Step it once per optimiser step, like any scheduler."""
+    first step). Step it once per optimiser step, like any scheduler. Its state holds the time
+    used so far, so a resumed run goes on where it stopped."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, seconds: float, warmup_steps: int = 100,
                  final_div_factor: float = 20.0):
         self.seconds, self.warmup_steps, self.floor = seconds, max(warmup_steps, 1), 1 / final_div_factor
         self.start: float | None = None
+        self.used = 0.0                                   # seconds used before `start` (earlier runs)
         super().__init__(optimizer)
 
     def fraction(self) -> float:
         """Share of the time budget used, in [0, 1]."""
         if self.start is None:
-            return 0.0
-        return min((time.monotonic() - self.start) / self.seconds, 1.0)
+            return min(self.used / self.seconds, 1.0)
+        return min((self.used + time.monotonic() - self.start) / self.seconds, 1.0)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "start": None, "used": self.fraction() * self.seconds}
 
     def get_lr(self) -> list[float]:
         if self.start is None and self.last_epoch > 0:

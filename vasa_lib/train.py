@@ -9,8 +9,10 @@
 face, identity and motion also train on real video: `--data DATASET_FOLDER`, a folder written by
 `python -m vasa_lib.data.ingest` (notebook 09).
 
-Configs are TOML files (read with tomllib) with a [model] table (the model's config), a [data]
-table, a [train] table and, for the face model, a [loss] table. Training saves a safetensors
+Configs are TOML files with a [model] table (the model's config), a [data] table, a [train] table
+and, for the face model, a [loss] table, read into the typed run configs of `vasa_lib.run_config`
+(every key with its default; a misspelt key fails with its name). Every run ends the same way
+(`finish`), and the Lightning-trained ones fit the same way (`fit`). Training saves a safetensors
 checkpoint (config stored inside and in a .json beside it) every few minutes, so a killed run
 still leaves a usable model, and a card (.md) beside it at the end. The configs write under runs/:
 a shipped checkpoint (assets/checkpoints) changes only when a command names it (`--checkpoint`,
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import platform
 import sys
@@ -32,9 +35,20 @@ from typing import Any
 import lightning as L
 import tomllib
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 
 from vasa_lib import paths
 from vasa_lib.checkpoint import check_state, read_checkpoint, save_checkpoint
+from vasa_lib.run_config import (
+    EvaluatorsRun,
+    FaceRun,
+    IdentityRun,
+    MotionRun,
+    ReaderRun,
+    TrainSettings,
+    check_table,
+    load_run,
+)
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -87,26 +101,46 @@ def log_to(folder: str | None, name: str) -> Iterator[None]:
             sys.stdout, sys.stderr = streams
 
 
-def redirect(train: dict[str, Any], out: str | None) -> None:
-    """With an output folder `out`, [train]'s checkpoint and run_dir move into it."""
+def redirect(train: Any, out: str | None) -> None:
+    """With an output folder `out`, [train]'s checkpoint (and run_dir, where it has one) move into it."""
     if out:
-        train["checkpoint"] = str(Path(out) / Path(train["checkpoint"]).name)
-        train["run_dir"] = out
+        train.checkpoint = str(Path(out) / Path(train.checkpoint).name)
+        if hasattr(train, "run_dir"):
+            train.run_dir = out
+
+
+def set_threads(threads: int) -> None:
+    """[train] threads: torch's CPU threads (0 keeps torch's default)."""
+    if threads:
+        torch.set_num_threads(threads)
 
 
 class PeriodicCheckpoint(L.Callback):
-    """Save the face model every `every_minutes` of training and at the end; print losses every
-    `log_every` steps (for logs of runs in the background)."""
+    """Every `every_minutes` of training and at the end, save the model (safetensors, at `path`)
+    and the whole training state (`resume`: optimizer, schedule, step, time used; Lightning's
+    format) that `--resume` goes on from; print losses every `log_every` steps (for logs of runs
+    in the background)."""
 
-    def __init__(self, path: Path, every_minutes: float, log_every: int, info: dict[str, Any]):
-        self.path, self.every_s, self.log_every, self.info = path, 60 * every_minutes, log_every, info
+    def __init__(self, path: Path, resume: Path, every_minutes: float, log_every: int, info: dict[str, Any]):
+        self.path, self.resume, self.info = path, resume, info
+        self.every_s, self.log_every = 60 * every_minutes, log_every
         self.start = self.last_save = time.monotonic()
+        self.first_step = 0
+
+    def on_train_start(self, trainer, module) -> None:
+        self.start = self.last_save = time.monotonic()
+        self.first_step = trainer.global_step                 # > 0 when resumed
 
     def save(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        trainer.save_checkpoint(self.resume)                  # every process takes part; the first writes
+        self.save_model(trainer, module)
+        self.last_save = time.monotonic()
+
+    @rank_zero_only
+    def save_model(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         info = {**self.info, "step": trainer.global_step, "train_seconds": round(time.monotonic() - self.start, 1),
                 "last_losses": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()}}
         save_checkpoint(module.model, self.path, info)
-        self.last_save = time.monotonic()
         print(f"saved {self.path} at step {trainer.global_step}", flush=True)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
@@ -114,9 +148,9 @@ class PeriodicCheckpoint(L.Callback):
         if self.log_every and step % self.log_every == 0:
             metrics = " ".join(f"{k.split('/')[-1]} {float(v):.4f}" for k, v in trainer.callback_metrics.items()
                                if k.startswith("train/"))
-            rate = step / max(time.monotonic() - self.start, 1e-9)
+            rate = (step - self.first_step) / max(time.monotonic() - self.start, 1e-9)
             print(f"step {step} {metrics} | {rate:.2f} steps/s {time.monotonic() - self.start:.1f}s", flush=True)
-        if time.monotonic() - self.last_save > self.every_s:
+        if trainer.strategy.broadcast(time.monotonic() - self.last_save > self.every_s):   # one decision for all
             self.save(trainer, module)
 
     def on_train_end(self, trainer, module) -> None:
@@ -134,6 +168,48 @@ def write_card(path: Path, title: str, config_path: str, command: str, info: dic
     return card
 
 
+@rank_zero_only                     # with DDP, the first process saves and reports
+def finish(model: torch.nn.Module, path: str | Path, info: dict[str, Any], title: str, config_path: str,
+           command: str) -> Path:
+    """The end of every run: the checkpoint (safetensors, `info` in its metadata), the run's record
+    printed as JSON, and the card beside it. Returns the checkpoint path."""
+    path = save_checkpoint(model, paths.course_path(path), info)
+    print(json.dumps(info), flush=True)
+    write_card(path, title, config_path, command, info)
+    return path
+
+
+def fit(lit: L.LightningModule, train: TrainSettings, path: Path, info: dict[str, Any], resume: bool = False,
+        **data: Any) -> dict[str, Any]:
+    """Fit a Lightning module as [train] says, saving its model to `path` and the training state
+    to run_dir/resume.ckpt every few minutes and at the end (`PeriodicCheckpoint`), with a CSV log
+    in run_dir; `resume` goes on from that state (max_steps and max_minutes count the earlier
+    runs too). `data` goes to `Trainer.fit` (datamodule=, or train_dataloaders= and
+    val_dataloaders=). Returns what the run measured: steps, seconds, parameters, final metrics.
+    `--devices N` trains on N GPUs with Lightning's DDP; a progress bar shows where there is a
+    terminal, log lines every log_every steps always."""
+    state = paths.course_path(train.run_dir) / "resume.ckpt"
+    if resume and not state.exists():
+        raise ValueError(f"nothing to resume: {state} does not exist (run without --resume first)")
+    trainer = L.Trainer(
+        max_steps=train.max_steps, max_time={"minutes": train.max_minutes}, accelerator="auto",
+        devices=train.devices, strategy="ddp" if train.devices > 1 else "auto", precision=train.precision,
+        logger=L.pytorch.loggers.CSVLogger(paths.course_path(train.run_dir), name=""),
+        callbacks=[periodic := PeriodicCheckpoint(path, state, train.checkpoint_every_minutes, train.log_every, info)],
+        enable_progress_bar=sys.stderr.isatty(), enable_checkpointing=False, enable_model_summary=False,
+        log_every_n_steps=train.log_every, gradient_clip_val=train.grad_clip,
+        limit_val_batches=None if "val_dataloaders" in data else 0,
+        check_val_every_n_epoch=getattr(train, "val_every_epochs", 1),
+    )
+    start = time.monotonic()
+    trainer.fit(lit, ckpt_path=state if resume else None, weights_only=False, **data)   # our own file
+    seconds = time.monotonic() - start
+    return {"steps": trainer.global_step, "train_seconds": round(seconds, 1), "resumed_at_step": periodic.first_step,
+            "steps_per_second": round((trainer.global_step - periodic.first_step) / seconds, 3),
+            "parameters": sum(p.numel() for p in lit.model.parameters()),
+            "final_metrics": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()}}
+
+
 def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir: Path,
                 mix_motion: float = 0.0, same_pose: float = 0.0, workers: int = 1) -> L.LightningDataModule:
     """The face model's training clips: `vasa_lib.world.datasets.TrainClips` (train split only;
@@ -145,84 +221,64 @@ def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir
 
 
 def train_face(config_path: str, overrides: dict[str, Any] | None = None, command: str = "",
-               video_data: str | None = None, out: str | None = None) -> Path:
-    """Train the face latent model as the config says, on the world or, with `video_data`, on an
-    ingested folder (pose labels estimated from keypoints); returns the checkpoint path.
+               video_data: str | None = None, out: str | None = None, resume: bool = False) -> Path:
+    """Train the face latent model as the config says (`run_config.FaceRun`), on the world or,
+    with `video_data`, on an ingested folder (pose labels estimated from keypoints); returns the
+    checkpoint path.
 
     [data] source = "pairs" draws frame pairs of train people from the motion bank of the first
     n_clips train clips and renders them on the fly (`vasa_lib.world.pairs`); otherwise frames
     come from n_train cached clips. With `out`, the checkpoint, its card and the CSV log go to that
     folder (the command line also copies its output there, `log_to`)."""
-    from vasa_lib.face.lit import LitFace
+    from vasa_lib.face.lit import FaceLossConfig, LitFace
+    from vasa_lib.face.model import FaceConfig
     from vasa_lib.world.pairs import PairDataModule, motion_bank
 
-    cfg = read_config(config_path)
-    model_cfg, data, train, loss = cfg["model"], cfg["data"], cfg["train"], cfg.get("loss", {})
-    train.update(overrides or {})
+    run = load_run(config_path, FaceRun, overrides)
+    check_table(FaceConfig, run.model, f"{config_path} [model]")
+    check_table(FaceLossConfig, run.loss, f"{config_path} [loss]")
+    data, train = run.data, run.train
     redirect(train, out)
-    L.seed_everything(data.get("seed", 0), workers=True)
-    torch.set_num_threads(train.get("threads", torch.get_num_threads()))
+    L.seed_everything(data.seed, workers=True)
+    set_threads(train.threads)
+    size, framing = run.model.get("size", 128), run.model.get("framing", "wide")
     if video_data:
         from vasa_lib.data.dataset import VideoDataModule  # needs PyAV, which a world run does not
 
-        dm = VideoDataModule(video_data, data["batch_size"])
+        dm = VideoDataModule(video_data, data.batch_size)
         dm.setup()
-        data["n_train"] = len(dm.train)
-    elif data.get("source") == "pairs":
-        bank = motion_bank("train", data["n_clips"], data.get("cache_dir"))
-        dm = PairDataModule(bank, data["batch_size"], model_cfg.get("size", 128), model_cfg.get("framing", "wide"),
-                            data.get("uniform_share", 0.2), data.get("same_pose", 0.3), data.get("seed", 0))
-        data["n_train"] = f"pairs from the motion of {data['n_clips']} clips"
+        n_train = len(dm.train)
+    elif data.source == "pairs":
+        bank = motion_bank("train", data.n_clips, data.cache_dir or None)
+        dm = PairDataModule(bank, data.batch_size, size, framing, data.uniform_share, data.same_pose, data.seed)
+        n_train = f"pairs from the motion of {data.n_clips} clips"
     else:
-        dm = train_clips(data["n_train"], 2, model_cfg.get("size", 128), data["batch_size"],
-                         paths.data_dir(data.get("cache_dir")), data.get("mix_motion", 0.0),
-                         data.get("same_pose", 0.0), data.get("workers", 1))
+        dm = train_clips(data.n_train, 2, size, data.batch_size, paths.data_dir(data.cache_dir or None),
+                         data.mix_motion, data.same_pose, data.workers)
+        n_train = data.n_train
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")    # TF32 matrix products on a GPU
         torch.backends.cudnn.benchmark = True
-    lit = LitFace(model_cfg, loss, lr=train["lr"], weight_decay=train.get("weight_decay", 1e-4),
-                  max_steps=train["max_steps"], identity_net=str(paths.course_path(train["identity_net"]))
-                  if train.get("identity_net") else None,
-                  max_minutes=train["max_minutes"] if train.get("schedule") == "time" else None)
-    if train.get("init"):  # fine-tune: start from the weights of an earlier run
-        tensors, earlier = read_checkpoint(paths.course_path(train["init"]))
-        check_state(lit.model, tensors, train["init"])
+    lit = LitFace(run.model, run.loss, lr=train.lr, weight_decay=train.weight_decay, max_steps=train.max_steps,
+                  identity_net=str(paths.course_path(train.identity_net)) if train.identity_net else None,
+                  max_minutes=train.max_minutes if train.schedule == "time" else None)
+    if train.init:  # fine-tune: start from the weights of an earlier run
+        tensors, earlier = read_checkpoint(paths.course_path(train.init))
+        check_state(lit.model, tensors, train.init)
         lit.model.load_state_dict(tensors)
-    path = paths.course_path(train["checkpoint"])
+    path = paths.course_path(train.checkpoint)
     command = command or f"python -m vasa_lib.train face --config {config_path}"
-    info = {"command": command, "config_file": str(config_path), "data_seed": data.get("seed", 0),
-            "video_data": video_data, "n_train_clips": data["n_train"], "mix_motion": data.get("mix_motion", 0.0),
-            "same_pose": data.get("same_pose", 0.0), "uniform_share": data.get("uniform_share"),
-            "schedule": train.get("schedule", "steps"), "max_minutes": train["max_minutes"],
-            "precision": train.get("precision", "32-true"),
-            "batch_size": data["batch_size"], "loss": loss,
-            "torch": torch.__version__, "machine": _machine()}
-    if train.get("init"):
-        info["init"] = {"checkpoint": train["init"], "earlier_run": earlier.get("info", earlier)}
-    ckpt = PeriodicCheckpoint(path, train.get("checkpoint_every_minutes", 5), train.get("log_every", 20), info)
-    run_dir = paths.course_path(train.get("run_dir", "runs/face"))
-    trainer = L.Trainer(
-        max_steps=train["max_steps"], max_time={"minutes": train["max_minutes"]}, accelerator="auto", devices=1,
-        precision=train.get("precision", "32-true"),
-        logger=L.pytorch.loggers.CSVLogger(run_dir, name=""), callbacks=[ckpt], enable_progress_bar=False,
-        enable_checkpointing=False, limit_val_batches=0, log_every_n_steps=train.get("log_every", 20),
-        enable_model_summary=False, gradient_clip_val=train.get("grad_clip", 1.0),
-    )
-    start = time.monotonic()
-    trainer.fit(lit, datamodule=dm)
-    seconds = time.monotonic() - start
-    info.update({"steps": trainer.global_step, "train_seconds": round(seconds, 1),
-                 "steps_per_second": round(trainer.global_step / seconds, 3),
-                 "images_per_second": round(2 * data["batch_size"] * trainer.global_step / seconds, 2),
-                 "parameters": sum(p.numel() for p in lit.model.parameters()),
-                 "final_metrics": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()}})
-    if data.get("source") == "pairs":
-        info["held_out_psnr"] = held_out_psnr(lit.model, bank, model_cfg.get("framing", "wide"),
-                                              train.get("held_out_batches", 4))
-    save_checkpoint(lit.model, path, info)
-    print(json.dumps(info), flush=True)
-    write_card(path, "Face latent model (VASA-1 Sec. 3.1)", config_path, command, info)
-    return path
+    info = {"command": command, "config_file": str(config_path), "data_seed": data.seed, "video_data": video_data,
+            "n_train_clips": n_train, "data": dataclasses.asdict(data), "loss": run.loss,
+            "schedule": train.schedule, "max_minutes": train.max_minutes, "precision": train.precision,
+            "batch_size": data.batch_size, "torch": torch.__version__, "machine": _machine()}
+    if train.init:
+        info["init"] = {"checkpoint": train.init, "earlier_run": earlier.get("info", earlier)}
+    info |= fit(lit, train, path, info, resume, datamodule=dm)
+    info["images_per_second"] = round(2 * data.batch_size * info["steps_per_second"], 2)
+    if data.source == "pairs" and not video_data:
+        info["held_out_psnr"] = held_out_psnr(lit.model, bank, framing, train.held_out_batches)
+    return finish(lit.model, path, info, "Face latent model (VASA-1 Sec. 3.1)", config_path, command)
 
 
 @torch.no_grad()
@@ -247,27 +303,24 @@ def held_out_psnr(model: torch.nn.Module, bank: torch.Tensor, framing: str, batc
 
 def train_identity(config_path: str, overrides: dict[str, Any] | None = None, command: str = "",
                    video_data: str | None = None) -> Path:
-    """Train the identity network (for l_cross_id) as the config says, on world renders or, with
-    `video_data`, on the people of an ingested folder; returns the checkpoint path."""
+    """Train the identity network (for l_cross_id) as the config says (`run_config.IdentityRun`),
+    on world renders or, with `video_data`, on the people of an ingested folder; returns the
+    checkpoint path."""
     from vasa_lib.data.dataset import load_dataset, person_images
     from vasa_lib.face.identity_net import IdentityNetConfig, train_identity_net
 
-    cfg = read_config(config_path)
-    cfg["train"].update(overrides or {})
-    torch.set_num_threads(cfg["train"].get("threads", torch.get_num_threads()))
-    args = dict(cfg["train_args"])
+    run = load_run(config_path, IdentityRun, overrides)
+    set_threads(run.train.threads)
+    args = dataclasses.asdict(run.train_args)
     if video_data:
         clips = load_dataset(video_data)
         args.update(n_identities=len({c.person for c in clips}), size=clips[0].frames.shape[1],
                     images_of=person_images(clips))
-    net, record = train_identity_net(config=IdentityNetConfig(**cfg.get("model", {})), **args)
-    path = paths.course_path(cfg["train"]["checkpoint"])
+    net, record = train_identity_net(config=IdentityNetConfig(**run.model), **args)
     record["video_data"] = video_data
     record["command"] = command or f"python -m vasa_lib.train identity --config {config_path}"
-    save_checkpoint(net, path, record)
-    write_card(path, "Identity network (for VASA-1's l_cross_id)", config_path, record["command"], record)
-    print(json.dumps(record), flush=True)
-    return path
+    return finish(net, run.train.checkpoint, record, "Identity network (for VASA-1's l_cross_id)", config_path,
+                  record["command"])
 
 
 def ingested_latents(folder: str, face_checkpoint: Path) -> dict[str, Any]:
@@ -287,135 +340,104 @@ def ingested_latents(folder: str, face_checkpoint: Path) -> dict[str, Any]:
 
 
 def train_motion(config_path: str, overrides: dict[str, Any] | None = None, command: str = "",
-                 video_data: str | None = None) -> Path:
+                 video_data: str | None = None, resume: bool = False) -> Path:
     """Train the motion generator (diffusion or regression baseline) on face-encoded motion
     latents of train-split clips or, with `video_data`, of an ingested folder, as the config
-    says; returns the checkpoint path.
-
-    Config tables: [model] MotionConfig fields (motion_dim comes from the latents), [audio]
-    MelEncoderConfig fields (audio_dim = its dim), [data] face_checkpoint, n_train, n_val,
-    windows_per_clip, batch_size, seed, [train] lr, max_steps, max_minutes, checkpoint, ...,
-    [guidance] the model's default sampling scales (condition = scale; default `GUIDANCE_SCALES`)
-    """
+    says (`run_config.MotionRun`: [model] MotionConfig fields, motion_dim from the latents;
+    [audio] MelEncoderConfig fields, audio_dim = its dim; [data]; [train]; [guidance] the model's
+    default sampling scales, condition = scale, default `GUIDANCE_SCALES`); returns the checkpoint
+    path. `overrides` replace [train] values, and face_checkpoint the [data] one."""
     from torch.utils.data import DataLoader
 
+    from vasa_lib.audio.encoder import MelEncoderConfig
     from vasa_lib.motion.data import MotionWindows
     from vasa_lib.motion.latents import load_latents, motion_space
     from vasa_lib.motion.lit import LitMotion
+    from vasa_lib.motion.transformer import MotionConfig
 
-    cfg = read_config(config_path)
-    data, train = cfg["data"], cfg["train"]
     overrides = dict(overrides or {})
-    data["face_checkpoint"] = overrides.pop("face_checkpoint", data["face_checkpoint"])
-    train.update(overrides)
-    torch.set_num_threads(train.get("threads", torch.get_num_threads()))
-    face = motion_space(data["face_checkpoint"])
+    face_checkpoint = overrides.pop("face_checkpoint", None)
+    run = load_run(config_path, MotionRun, overrides)
+    check_table(MotionConfig, run.model, f"{config_path} [model]")
+    check_table(MelEncoderConfig, run.audio, f"{config_path} [audio]")
+    data, train = run.data, run.train
+    data.face_checkpoint = face_checkpoint or data.face_checkpoint
+    set_threads(train.threads)
+    face = motion_space(data.face_checkpoint)
     if video_data:
         latents = ingested_latents(video_data, face)
     else:
-        latents = {split: load_latents(split, data[f"n_{split}"], face, cache_dir=data.get("cache_dir"),
+        latents = {split: load_latents(split, getattr(data, f"n_{split}"), face, cache_dir=data.cache_dir or None,
                                        verbose=True) for split in ("train", "val")}
     # seeded after the data: encoding uncached latents builds a face model (random init draws from
     # torch's generator), and a run must not depend on what the cache held
-    L.seed_everything(data.get("seed", 0), workers=True)
-    audio = cfg.get("audio", {})
-    model = {**cfg.get("model", {}), "motion_dim": latents["train"].motion.shape[1],
-             "audio_dim": audio.get("dim", 128)}
-    lit = LitMotion(model, audio, velocity_weight=train.get("velocity_weight", 0.0),
-                    velocity_dims=train.get("velocity_dims"),
-                    join_weight=train.get("join_weight", 0.0),
-                    short_share=train.get("short_share", 0.0), lr=train["lr"],
-                    weight_decay=train.get("weight_decay", 0.01), max_steps=train["max_steps"],
-                    scales=cfg.get("guidance"))
+    L.seed_everything(data.seed, workers=True)
+    model = {**run.model, "motion_dim": latents["train"].motion.shape[1], "audio_dim": run.audio.get("dim", 128)}
+    lit = LitMotion(model, run.audio, velocity_weight=train.velocity_weight, velocity_dims=train.velocity_dims or None,
+                    join_weight=train.join_weight, short_share=train.short_share, lr=train.lr,
+                    weight_decay=train.weight_decay, max_steps=train.max_steps, scales=run.guidance)
     lit.model.transformer.set_motion_stats(*latents["train"].stats())
     length = model.get("context", 10) + model.get("window", 25)
-    windows = {split: MotionWindows.from_latents(latents[split], length, data.get("windows_per_clip", 8),
+    windows = {split: MotionWindows.from_latents(latents[split], length, data.windows_per_clip,
                                                  fixed=split == "val") for split in latents}
-    loaders = {split: DataLoader(windows[split], batch_size=data["batch_size"], shuffle=split == "train",
+    loaders = {split: DataLoader(windows[split], batch_size=data.batch_size, shuffle=split == "train",
                                  drop_last=split == "train") for split in windows}
-    path = paths.course_path(train["checkpoint"])
+    path = paths.course_path(train.checkpoint)
     command = command or f"python -m vasa_lib.train motion --config {config_path}"
-    info = {"command": command, "config_file": str(config_path), "data_seed": data.get("seed", 0),
-            "face_checkpoint": data["face_checkpoint"], "face_hash": latents["train"].info["face_hash"],
+    info = {"command": command, "config_file": str(config_path), "data_seed": data.seed,
+            "face_checkpoint": data.face_checkpoint, "face_hash": latents["train"].info["face_hash"],
             "video_data": video_data, "n_train_clips": len(latents["train"]),
             "n_train_frames": len(latents["train"].motion), "n_val_clips": len(latents["val"]),
-            "torch": torch.__version__,
-            "machine": _machine()}
-    ckpt = PeriodicCheckpoint(path, train.get("checkpoint_every_minutes", 4), train.get("log_every", 50), info)
-    run_dir = paths.course_path(train.get("run_dir", "runs/motion"))
-    trainer = L.Trainer(
-        max_steps=train["max_steps"], max_time={"minutes": train["max_minutes"]}, accelerator="auto", devices=1,
-        logger=L.pytorch.loggers.CSVLogger(run_dir, name=""), callbacks=[ckpt], enable_progress_bar=False,
-        enable_checkpointing=False, log_every_n_steps=train.get("log_every", 50), enable_model_summary=False,
-        gradient_clip_val=train.get("grad_clip", 1.0), check_val_every_n_epoch=train.get("val_every_epochs", 1),
-    )
-    start = time.monotonic()
-    trainer.fit(lit, loaders["train"], loaders["val"])
-    seconds = time.monotonic() - start
-    info.update({"steps": trainer.global_step, "train_seconds": round(seconds, 1),
-                 "steps_per_second": round(trainer.global_step / seconds, 3),
-                 "parameters": sum(p.numel() for p in lit.model.parameters()),
-                 "final_metrics": {k: round(float(v), 5) for k, v in trainer.callback_metrics.items()}})
-    save_checkpoint(lit.model, path, info)
-    print(json.dumps(info), flush=True)
+            "torch": torch.__version__, "machine": _machine()}
+    info |= fit(lit, train, path, info, resume, train_dataloaders=loaders["train"], val_dataloaders=loaders["val"])
     kind = "diffusion transformer" if model.get("diffusion", True) else "regression baseline"
-    write_card(path, f"Motion generator, {kind} (VASA-1 Sec. 3.2)", config_path, command, info)
-    return path
+    return finish(lit.model, path, info, f"Motion generator, {kind} (VASA-1 Sec. 3.2)", config_path, command)
 
 
 def train_evaluators(config_path: str, command: str = "", out: str | None = None) -> list[Path]:
     """Fit the motion evaluators (probes, SyncNet, CAPP, emotion classifier) on train latents and
     save each as eval_{name}.safetensors with a card in the folder `out`, else [train]
-    checkpoint_dir (default runs/evaluators); returns the paths."""
+    checkpoint_dir (`run_config.EvaluatorsRun`); returns the paths."""
     from vasa_lib.eval.motion import EVALUATORS, evaluator_path
     from vasa_lib.eval.motion import train_evaluators as fit_evaluators
     from vasa_lib.motion.latents import WORLD, load_latents, motion_space
 
-    cfg = read_config(config_path)
-    data, train = cfg["data"], cfg.get("train", {})
-    torch.set_num_threads(train.get("threads", torch.get_num_threads()))
-    face = motion_space(data["face_checkpoint"])
-    latents = load_latents("train", data["n_train"], face, cache_dir=data.get("cache_dir"), verbose=True)
-    settings = {name: cfg.get(name, {}) for name in EVALUATORS}
-    models, report = fit_evaluators(latents, settings, log_every=train.get("log_every", 100))
+    run = load_run(config_path, EvaluatorsRun)
+    set_threads(run.train.threads)
+    face = motion_space(run.data.face_checkpoint)
+    latents = load_latents("train", run.data.n_train, face, cache_dir=run.data.cache_dir or None, verbose=True)
+    models, report = fit_evaluators(latents, {name: getattr(run, name) for name in EVALUATORS},
+                                    log_every=run.train.log_every)
     command = command or f"python -m vasa_lib.train evaluators --config {config_path}"
-    info = {"command": command, "config_file": str(config_path), "face_checkpoint": data["face_checkpoint"],
-            "face_hash": latents.info["face_hash"], "n_train_clips": data["n_train"],
+    info = {"command": command, "config_file": str(config_path), "face_checkpoint": run.data.face_checkpoint,
+            "face_hash": latents.info["face_hash"], "n_train_clips": run.data.n_train,
             "n_train_frames": len(latents.motion), "torch": torch.__version__, **report}
-    folder = paths.course_path(out or train.get("checkpoint_dir", "runs/evaluators"))
-    written = []
-    for name, model in models.items():
-        path = save_checkpoint(model, evaluator_path(name, folder, str(face) == WORLD), info)
-        write_card(path, f"Motion evaluator: {name} (for vasa_lib.eval.motion)", config_path, command, info)
-        written.append(path)
-    print(json.dumps(info), flush=True)
-    return written
+    folder = paths.course_path(out or run.train.checkpoint_dir)
+    return [finish(model, evaluator_path(name, folder, str(face) == WORLD), info,
+                   f"Motion evaluator: {name} (for vasa_lib.eval.motion)", config_path, command)
+            for name, model in models.items()]
 
 
-def train_reader(config_path: str, command: str = "", out: str | None = None,
-                 checkpoint: str | None = None) -> Path:
+def train_reader(config_path: str, overrides: dict[str, Any] | None = None, command: str = "",
+                 out: str | None = None) -> Path:
     """Fit the parameter reader (`vasa_lib.eval.reader`) on renders of train-split people and save
-    it with a card at `checkpoint`, else [train] checkpoint; returns the checkpoint path. With
-    `out`, checkpoint and card go to that folder."""
+    it with a card at [train] checkpoint (`run_config.ReaderRun`; `overrides` replace [train]
+    values); returns the checkpoint path. With `out`, checkpoint and card go to that folder."""
     from vasa_lib.eval.reader import ReaderConfig
     from vasa_lib.eval.reader import train_reader as fit_reader
 
-    cfg = read_config(config_path)
-    train = cfg["train"]
-    train["checkpoint"] = checkpoint or train["checkpoint"]
+    run = load_run(config_path, ReaderRun, overrides)
+    check_table(ReaderConfig, run.model, f"{config_path} [model]")
+    train = run.train
     redirect(train, out)
-    torch.set_num_threads(train.get("threads", torch.get_num_threads()))
-    model, report = fit_reader(ReaderConfig(**cfg.get("model", {})), train["steps"], train["batch"], train["lr"],
-                               train["uniform_share"], train["n_clips"], train["seed"], train.get("log_every", 0),
-                               max_minutes=train.get("max_minutes"))
+    set_threads(train.threads)
+    model, report = fit_reader(ReaderConfig(**run.model), train.steps, train.batch, train.lr, train.uniform_share,
+                               train.n_clips, train.seed, train.log_every, max_minutes=train.max_minutes or None)
     command = command or f"python -m vasa_lib.train reader --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "machine": _machine(), "torch": torch.__version__,
             **report}
-    path = save_checkpoint(model, paths.course_path(train["checkpoint"]), info)
-    write_card(path, "Parameter reader: image -> pose and facial parameters (for vasa_lib.eval)",
-               str(paths.course_path(config_path)), command, info)
-    print(json.dumps(info), flush=True)
-    return path
+    return finish(model, train.checkpoint, info,
+                  "Parameter reader: image -> pose and facial parameters (for vasa_lib.eval)", config_path, command)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -430,6 +452,8 @@ def main(argv: list[str] | None = None) -> None:
     face.add_argument("--lr", type=float, help="override [train] lr (the peak of the one-cycle schedule)")
     face.add_argument("--identity-net", help="override [train] identity_net (the network of l_cross_id)")
     face.add_argument("--out", help="write the checkpoint, its card and logs to this folder")
+    face.add_argument("--devices", type=int, help="override [train] devices (GPUs; more than one: DDP)")
+    face.add_argument("--resume", action="store_true", help="go on from the training state in run_dir (or --out)")
     ident = sub.add_parser("identity", help="the identity network used by l_cross_id")
     ident.add_argument("--config", default="configs/face_identity_net.toml")
     ident.add_argument("--checkpoint", help="override [train] checkpoint")
@@ -438,6 +462,8 @@ def main(argv: list[str] | None = None) -> None:
     motion.add_argument("--max-minutes", type=float, help="override [train] max_minutes")
     motion.add_argument("--max-steps", type=int, help="override [train] max_steps")
     motion.add_argument("--checkpoint", help="override [train] checkpoint")
+    motion.add_argument("--devices", type=int, help="override [train] devices (GPUs; more than one: DDP)")
+    motion.add_argument("--resume", action="store_true", help="go on from the training state in run_dir")
     motion.add_argument("--face-checkpoint", help="override [data] face_checkpoint (the face model whose latents "
                         "it learns)")
     evaluators = sub.add_parser("evaluators", help="the motion evaluators (probes, SyncNet, CAPP, emotion)")
@@ -447,6 +473,8 @@ def main(argv: list[str] | None = None) -> None:
     reader = sub.add_parser("reader", help="the parameter reader (image -> pose and facial parameters)")
     reader.add_argument("--config", default="configs/reader.toml")
     reader.add_argument("--checkpoint", help="override [train] checkpoint")
+    reader.add_argument("--max-minutes", type=float, help="override [train] max_minutes")
+    reader.add_argument("--batch", type=int, help="override [train] batch")
     reader.add_argument("--out", help="write the checkpoint, its card and the log to this folder")
     for video_trained in (face, ident, motion):
         video_trained.add_argument("--data", help="train on this folder of ingested video "
@@ -456,21 +484,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.model == "face":
         overrides = {k: v for k, v in (("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
                                        ("checkpoint", args.checkpoint), ("init", args.init), ("lr", args.lr),
-                                       ("identity_net", args.identity_net))
+                                       ("identity_net", args.identity_net), ("devices", args.devices))
                      if v is not None}
         with log_to(args.out, "train_face.log"):
-            train_face(args.config, overrides, command, args.data, args.out)
+            train_face(args.config, overrides, command, args.data, args.out, args.resume)
     elif args.model == "motion":
         overrides = {k: v for k, v in (("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
-                                       ("checkpoint", args.checkpoint)) if v is not None}
+                                       ("checkpoint", args.checkpoint), ("devices", args.devices)) if v is not None}
         if args.face_checkpoint:
             overrides["face_checkpoint"] = args.face_checkpoint
-        train_motion(args.config, overrides, command, args.data)
+        train_motion(args.config, overrides, command, args.data, args.resume)
     elif args.model == "evaluators":
         train_evaluators(args.config, command, args.out)
     elif args.model == "reader":
         with log_to(args.out, "train_reader.log"):
-            train_reader(args.config, command, args.out, args.checkpoint)
+            overrides = {k: v for k, v in (("checkpoint", args.checkpoint), ("max_minutes", args.max_minutes),
+                                           ("batch", args.batch)) if v is not None}
+            train_reader(args.config, overrides, command, args.out)
     else:
         overrides = {"checkpoint": args.checkpoint} if args.checkpoint else {}
         train_identity(args.config, overrides, command, args.data)

@@ -102,7 +102,8 @@ class PairBatches(IterableDataset):
                 "dynamics": motion[..., POSE_DIM:].contiguous()}
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed)
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0   # DDP: pairs of its own
+        generator = torch.Generator().manual_seed(self.seed + 1000 * rank)
         while True:
             yield self.batch(generator)
 
