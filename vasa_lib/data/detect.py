@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-MODEL = Path(__file__).with_name("models") / "face_detection_short_range.tflite"
+from vasa_lib import paths
+
+MODEL = paths.BUNDLED_MODELS / "face_detection_short_range.tflite"
 INPUT = 128                      # the network's input side, pixels
 KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")   # the subject's right and left
 MIN_SCORE = 0.5

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 
+from vasa_lib import paths
 from vasa_lib.data.detect import detect_faces
 from vasa_lib.video import to_uint8_frames
 
-WEIGHTS = Path(__file__).with_name("models") / "keypoint_pose.json"
+WEIGHTS = paths.BUNDLED_MODELS / "keypoint_pose.json"
 
 
 def features(keypoints: np.ndarray, size: int) -> np.ndarray:
