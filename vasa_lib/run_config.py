@@ -212,9 +212,11 @@ class IdentityRun:
     train: IdentityTrain = field(default_factory=IdentityTrain)
 
 
-def from_dict(cls: type[Run], table: dict[str, Any], where: str) -> Run:
-    """An instance of the dataclass `cls` from a TOML table; nested dataclass fields from
-    sub-tables. ValueError names an unknown key and `where` it is (the file, and the table)."""
+def from_dict(cls: type[Run], table: dict[str, Any], file: str, name: str = "") -> Run:
+    """An instance of the dataclass `cls` from the TOML table `name` of `file` (the top level
+    without a name); nested dataclass fields from sub-tables. ValueError names an unknown key and
+    where it is."""
+    where = f"{file} [{name}]" if name else f"{file} (top level)"
     check_table(cls, table, where)
     values = {}
     for f in fields(cls):
@@ -224,7 +226,7 @@ def from_dict(cls: type[Run], table: dict[str, Any], where: str) -> Run:
         if sub is not None:
             if not isinstance(value, dict):
                 raise ValueError(f"{where}: {f.name} must be a table [{f.name}], got {value!r}")
-            value = from_dict(sub, value, f"{where.split(' ')[0]} [{f.name}]")
+            value = from_dict(sub, value, file, f.name)
         values[f.name] = value
     return cls(**values)
 
@@ -237,7 +239,7 @@ def _dataclass_named(annotation: str) -> type | None:
 
 
 def check_table(config_class: type, table: dict[str, Any], where: str) -> None:
-    """Fail early, naming the key, when a model table holds a key its config class lacks."""
+    """Fail early, naming the key and `where` it is, when a table holds a key its dataclass lacks."""
     known = {f.name for f in fields(config_class)}
     unknown = sorted(set(table) - known)
     if unknown:
@@ -248,7 +250,7 @@ def load_run(path: str | Path, cls: type[Run], overrides: dict[str, Any] | None 
     """The run config of a TOML file ("configs/face.toml" is found from any folder) as `cls`;
     `overrides` replace [train] values (command-line options)."""
     with open(paths.course_path(path), "rb") as f:
-        run = from_dict(cls, tomllib.load(f), f"{path} (top level)")
+        run = from_dict(cls, tomllib.load(f), str(path))
     if overrides:
         check_table(type(run.train), overrides, f"{path} [train] override")
         run.train = dataclasses.replace(run.train, **overrides)
