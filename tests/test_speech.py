@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from vasa_lib.world import espeak
 from vasa_lib.world.params import SAMPLE_RATE
 from vasa_lib.world.sentences import foreign_sentence, make_sentence, sentence_for
 from vasa_lib.world.speech import FOREIGN_VOICES, PAUSE, TEST_VOICES, TRAIN_VOICES, Speech, sample_voice, synthesize
@@ -81,8 +82,9 @@ def test_rate_changes_duration_and_pitch_changes_f0():
 
 
 def test_same_input_gives_the_same_speech_whatever_came_before():
-    """eSpeak keeps state between utterances; synthesis in a forked child makes every utterance
-    start from the same state, so the samples are identical (where fork exists)."""
+    """eSpeak keeps state between utterances; the speech server speaks each utterance in a fresh fork
+    of its engine, so every utterance starts from the same state and the samples are identical
+    (where fork exists)."""
     text, voice = sentence_for(7), "en-us+f3"
     first = synthesize(text, voice=voice)
     synthesize(sentence_for(8), voice="en+m2")
@@ -156,3 +158,17 @@ def test_a_foreign_voice_reading_english_words_gives_no_language_switch_marks():
     speech = synthesize("Hello, this is a computer talking.", voice=FOREIGN_VOICES[0])
     assert not any("(" in p.symbol for p in speech.phonemes)
     assert clip_from_speech(speech, 0).n_frames == int(np.ceil(speech.duration * 25))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the speech server runs where the OS can fork")
+def test_a_stopped_speech_server_is_restarted():
+    """The eSpeak server is a process of its own (forking is unsafe from this multi-threaded one):
+    if it stops, the next utterance starts a new one and comes out the same."""
+    text = sentence_for(3)
+    first = synthesize(text, voice="en-us+m1")
+    server = espeak._SPEAKER.process
+    server.kill()
+    server.wait()
+    again = synthesize(text, voice="en-us+m1")
+    assert espeak._SPEAKER.process.pid != server.pid
+    np.testing.assert_array_equal(first.audio, again.audio)
