@@ -3,11 +3,11 @@
     python benchmarks/face_label_free.py [--steps N] [--out assets/face_label_free.json]
 
 On the world, where the truth is known: write train clips 0..n_train-1 (the config's) as mp4 files with sound, ingest
-them as any video folder (`vasa_lib.data.ingest`), and train the face model of
+them as any video folder (`vasa_lib.real.ingest`), and train the face model of
 `configs/face_video.toml` twice from the same seed for the same steps:
 - `labels`: on the world's own renders of the same clips, with the world's pose labels;
 - `video`: on the ingested crops of the same clips, with the pose estimated from the detector's
-  keypoints (`vasa_lib.data.headpose`), as a real-video run must.
+  keypoints (`vasa_lib.real.headpose`), as a real-video run must.
 Both are graded by `python -m vasa_lib.eval.face` on held-out people (pose_probe_r2, swap_psnr,
 transfer_r2, ...). Prints and writes one JSON object.
 """
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from vasa_lib import paths
 from vasa_lib.checkpoint import read_checkpoint
-from vasa_lib.data.ingest import IngestConfig, ingest
-from vasa_lib.data.samples import world_video
 from vasa_lib.eval.face import evaluate
+from vasa_lib.real.ingest import IngestConfig, ingest
+from vasa_lib.real.samples import world_video
 from vasa_lib.train import read_config, train_face
 from vasa_lib.world.clips import load_clip
 

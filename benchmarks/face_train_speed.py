@@ -22,7 +22,7 @@ import torch
 from vasa_lib import paths
 from vasa_lib.face.lit import LitFace
 from vasa_lib.train import read_config
-from vasa_lib.world.datasets import render_batch
+from vasa_lib.world.frame_tuples import render_batch
 from vasa_lib.world.pairs import PairBatches, motion_bank
 
 

@@ -42,9 +42,9 @@ from vasa_lib import paths
 from vasa_lib.audio.mel import SAMPLES_PER_FRAME
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.eval.motion import blinks_per_minute, pearson, seam_ratio, shipped_models
-from vasa_lib.motion.data import clip_motion
 from vasa_lib.motion.latents import WORLD
 from vasa_lib.motion.model import MotionGenerator
+from vasa_lib.motion.windows import clip_motion
 from vasa_lib.pipeline import LIVE_FIRST_WINDOW, Settings, Talker, receptive_radius
 from vasa_lib.world.clips import clip_from_speech
 from vasa_lib.world.identity import IDENTITY_SPLITS

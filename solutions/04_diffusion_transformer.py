@@ -18,12 +18,12 @@ from torch.utils.data import DataLoader
 
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.eval.motion import controls_of
-from vasa_lib.motion.data import MotionWindows
 from vasa_lib.motion.generate import Controls, generate, generate_window
 from vasa_lib.motion.latents import load_latents
 from vasa_lib.motion.lit import split_batch
 from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.motion.schedule import NoiseSchedule
+from vasa_lib.motion.windows import MotionWindows
 from vasa_lib.notebook import setup
 from vasa_lib.train import train_motion
 from vasa_lib.world.clips import make_clip

@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader
 
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.eval.motion import controls_of, generate_for, load_evaluators, pearson
-from vasa_lib.motion.data import MotionWindows
 from vasa_lib.motion.generate import Controls
 from vasa_lib.motion.guidance import DROP_PROBS, guided_x0
 from vasa_lib.motion.latents import load_latents
@@ -26,6 +25,7 @@ from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.motion.sampler import ddim_sample
 from vasa_lib.motion.schedule import NoiseSchedule
 from vasa_lib.motion.transformer import MotionConditions
+from vasa_lib.motion.windows import MotionWindows
 from vasa_lib.notebook import setup
 from vasa_lib.train import read_config
 from vasa_lib.world.clips import load_clip

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vasa_lib.data.ingest import IngestConfig, crop_track, ingest, scan
-from vasa_lib.data.samples import moving_photo_video, two_shot_video, world_video
 from vasa_lib.notebook import setup
+from vasa_lib.real.ingest import IngestConfig, crop_track, ingest, scan
+from vasa_lib.real.samples import moving_photo_video, two_shot_video, world_video
 from vasa_lib.world.clips import load_clip
 from vasa_lib.world.params import FPS
 

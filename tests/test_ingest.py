@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from vasa_lib import train
-from vasa_lib.data import ingest as ingest_module
-from vasa_lib.data.dataset import load_dataset
-from vasa_lib.data.detect import anchors, detect_faces
-from vasa_lib.data.headpose import _render_keypoints, estimate_pose
-from vasa_lib.data.ingest import (
+from vasa_lib.eval.probes import r2_per_column
+from vasa_lib.real import ingest as ingest_module
+from vasa_lib.real.dataset import load_dataset
+from vasa_lib.real.detect import anchors, detect_faces
+from vasa_lib.real.headpose import estimate_pose
+from vasa_lib.real.ingest import (
     FACE_OFFSET,
     FACE_SHARE,
     IngestConfig,
@@ -27,8 +28,7 @@ from vasa_lib.data.ingest import (
     resampled_frames,
     world_framing,
 )
-from vasa_lib.data.samples import flash_and_beep, make_sample_folder, photo, world_video
-from vasa_lib.eval.probes import r2_per_column
+from vasa_lib.real.samples import flash_and_beep, make_sample_folder, photo, world_video
 from vasa_lib.video import write_video
 from vasa_lib.world.clips import HOP, load_clip, make_clip, render_clip
 from vasa_lib.world.params import FPS, SAMPLE_RATE
@@ -220,7 +220,7 @@ def test_command_line_options_follow_the_settings_types(tmp_path, monkeypatch):
 
 
 def test_pose_estimate_follows_the_head_on_test_people():
-    points, pose = _render_keypoints("test", 200, 128, seed=5)
+    points, pose = train.render_keypoints("test", 200, 128, seed=5)
     r2 = r2_per_column(torch.from_numpy(estimate_pose(points, 128)), torch.from_numpy(pose))
     assert r2[0] > 0.8 and r2[5] > 0.8          # yaw and distance, the controls a user sees most
 

@@ -13,13 +13,13 @@ from torch.utils.data import DataLoader
 
 import vasa_lib.motion.generate as gen
 from vasa_lib.motion.baseline import RegressionBaseline
-from vasa_lib.motion.data import MotionWindows, motion_stats
 from vasa_lib.motion.generate import Controls, generate
 from vasa_lib.motion.guidance import DROP_PROBS, guided_x0, sample_drop
 from vasa_lib.motion.lit import LitMotion, diffusion_loss, motion_loss, regression_loss, shorten, split_batch
 from vasa_lib.motion.sampler import ddim_sample, ddim_step, ddim_timesteps
 from vasa_lib.motion.schedule import NoiseSchedule
 from vasa_lib.motion.transformer import CONDITIONS, MotionConditions, MotionConfig, MotionTransformer
+from vasa_lib.motion.windows import MotionWindows, motion_stats
 from vasa_lib.world.clips import make_clip
 
 D, CA, W, K = 5, 6, 8, 3

@@ -8,10 +8,10 @@ from torch.testing import assert_close
 import vasa_lib.motion.latents as lat
 from vasa_lib.checkpoint import load_checkpoint, save_checkpoint
 from vasa_lib.face.model import FaceConfig, FaceModel
-from vasa_lib.motion.data import MotionWindows
 from vasa_lib.motion.generate import Controls
 from vasa_lib.motion.latents import LatentSet, encode_clips, load_latents, subset
 from vasa_lib.motion.model import MotionGenerator
+from vasa_lib.motion.windows import MotionWindows
 from vasa_lib.train import main as train_main
 from vasa_lib.world.clips import make_clip
 from vasa_lib.world.params import EMOTIONS

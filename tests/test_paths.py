@@ -66,8 +66,8 @@ def test_pip_install_dot_then_generate_from_another_folder(tmp_path):
     course, module = where.stdout.split()
     assert Path(course) == env_dir / "share" / "vasa_lib" and str(env_dir) in module
     # the face detector of the real-video path ships inside the package
-    faces = subprocess.run([python, "-c", "from vasa_lib.data.detect import detect_faces, MODEL; "
-                            "from vasa_lib.data.samples import photo; print(len(detect_faces(photo())), MODEL)"],
+    faces = subprocess.run([python, "-c", "from vasa_lib.real.detect import detect_faces, MODEL; "
+                            "from vasa_lib.real.samples import photo; print(len(detect_faces(photo())), MODEL)"],
                            cwd=elsewhere, capture_output=True, text=True)
     count, model = faces.stdout.split()
     assert count == "1" and str(env_dir) in model, faces.stderr[-2000:]
@@ -106,7 +106,7 @@ def _video(folder: Path) -> list[Path]:
 
 
 def _ingested(folder: Path) -> list[Path]:
-    from vasa_lib.data.ingest import ingest
+    from vasa_lib.real.ingest import ingest
     from vasa_lib.video import write_video
 
     noise = np.random.default_rng(0).normal(0, 0.1, 6400).astype(np.float32)

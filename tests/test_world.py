@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vasa_lib.world.clips import clip_from_speech, load_clip, make_clip, prepare_clips, render_clip
-from vasa_lib.world.datasets import WorldDataModule
+from vasa_lib.world.frame_tuples import WorldDataModule
 from vasa_lib.world.identity import IDENTITY_SPLITS, split_of
 from vasa_lib.world.params import FPS, SAMPLE_RATE
 from vasa_lib.world.renderer import PARTS

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-BUNDLED_MODELS = PACKAGE_DIR / "data" / "models"   # small networks for real video that ship inside the package
+BUNDLED_MODELS = PACKAGE_DIR / "real" / "models"   # small networks for real video that ship inside the package
 MARKER = Path("assets") / "checkpoints"
 INSTALLED_NAME = Path("share") / "vasa_lib"
 

@@ -77,7 +77,7 @@ LIVE_FIRST_WINDOW = 3          # frames of the first window for live speech (Set
 LABEL_TEXT = "AI-generated"
 REAL_VIDEO_HINT = ("The face model was trained only on the synthetic world's faces: to animate real photos, "
                    "train it on real talking-face video, as notebooks/09_your_own_videos.ipynb shows "
-                   "(python -m vasa_lib.data.ingest VIDEOS --out DATA, then "
+                   "(python -m vasa_lib.real.ingest VIDEOS --out DATA, then "
                    "python -m vasa_lib.train face --data DATA).")
 
 

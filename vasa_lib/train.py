@@ -7,7 +7,7 @@
     python -m vasa_lib.train reader --config configs/reader.toml
 
 face, identity and motion also train on real video: `--data DATASET_FOLDER`, a folder written by
-`python -m vasa_lib.data.ingest` (notebook 09).
+`python -m vasa_lib.real.ingest` (notebook 09).
 
 Configs are TOML files with a [model] table (the model's config), a [data] table, a [train] table
 and, for the face model, a [loss] table, read into the typed run configs of `vasa_lib.run_config`
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import tomllib
 import torch
 from lightning.pytorch.utilities import rank_zero_only
@@ -212,10 +213,10 @@ def fit(lit: L.LightningModule, train: TrainSettings, path: Path, info: dict[str
 
 def train_clips(n_train: int, frames: int, size: int, batch_size: int, cache_dir: Path,
                 mix_motion: float = 0.0, same_pose: float = 0.0, workers: int = 1) -> L.LightningDataModule:
-    """The face model's training clips: `vasa_lib.world.datasets.TrainClips` (train split only;
+    """The face model's training clips: `vasa_lib.world.frame_tuples.TrainClips` (train split only;
     the face model is graded on test people by `vasa_lib.eval.face`, so training runs no
     validation loop)."""
-    from vasa_lib.world.datasets import TrainClips
+    from vasa_lib.world.frame_tuples import TrainClips
 
     return TrainClips(n_train, frames, size, batch_size, cache_dir, mix_motion, same_pose, workers)
 
@@ -243,7 +244,7 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     set_threads(train.threads)
     size, framing = run.model.get("size", 128), run.model.get("framing", "wide")
     if video_data:
-        from vasa_lib.data.dataset import VideoDataModule  # needs PyAV, which a world run does not
+        from vasa_lib.real.dataset import VideoDataModule  # needs PyAV, which a world run does not
 
         dm = VideoDataModule(video_data, data.batch_size)
         dm.setup()
@@ -287,7 +288,7 @@ def held_out_psnr(model: torch.nn.Module, bank: torch.Tensor, framing: str, batc
     """Mean re-enactment PSNR (dB) on frame pairs of TEST-split people, same pose and not: a quick
     grade that needs no speech (the full one is `python -m vasa_lib.eval.face`)."""
     from vasa_lib.face.losses import psnr
-    from vasa_lib.world.datasets import render_batch
+    from vasa_lib.world.frame_tuples import render_batch
     from vasa_lib.world.pairs import PairBatches
 
     model.eval()
@@ -306,8 +307,8 @@ def train_identity(config_path: str, overrides: dict[str, Any] | None = None, co
     """Train the identity network (for l_cross_id) as the config says (`run_config.IdentityRun`),
     on world renders or, with `video_data`, on the people of an ingested folder; returns the
     checkpoint path."""
-    from vasa_lib.data.dataset import load_dataset, person_images
     from vasa_lib.face.identity_net import IdentityNetConfig, train_identity_net
+    from vasa_lib.real.dataset import load_dataset, person_images
 
     run = load_run(config_path, IdentityRun, overrides)
     set_threads(run.train.threads)
@@ -327,9 +328,9 @@ def ingested_latents(folder: str, face_checkpoint: Path) -> dict[str, Any]:
     """Motion latents of an ingested folder: {"train": ..., "val": ...}, the last tenth of the
     clips (at least one) for validation; a folder of one clip trains and validates on it."""
     from vasa_lib.checkpoint import load_checkpoint
-    from vasa_lib.data.dataset import load_dataset, video_latents
     from vasa_lib.face.model import FaceModel
-    from vasa_lib.motion.latents import file_hash
+    from vasa_lib.motion.latents import file_hash, video_latents
+    from vasa_lib.real.dataset import load_dataset
 
     clips = load_dataset(folder)
     face = load_checkpoint(face_checkpoint, FaceModel)
@@ -350,10 +351,10 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
     from torch.utils.data import DataLoader
 
     from vasa_lib.audio.encoder import MelEncoderConfig
-    from vasa_lib.motion.data import MotionWindows
     from vasa_lib.motion.latents import load_latents, motion_space
     from vasa_lib.motion.lit import LitMotion
     from vasa_lib.motion.transformer import MotionConfig
+    from vasa_lib.motion.windows import MotionWindows
 
     overrides = dict(overrides or {})
     face_checkpoint = overrides.pop("face_checkpoint", None)
@@ -440,6 +441,53 @@ def train_reader(config_path: str, overrides: dict[str, Any] | None = None, comm
                   "Parameter reader: image -> pose and facial parameters (for vasa_lib.eval)", config_path, command)
 
 
+def render_keypoints(split: str, n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints (m, 6, 2) detected on n renders of a split's people in natural poses, and the
+    poses (m, 6) of the m renders where exactly one face was found."""
+    from vasa_lib.real.detect import detect_faces
+    from vasa_lib.video import to_uint8_frames
+    from vasa_lib.world.clips import natural_motion
+    from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
+    from vasa_lib.world.renderer import render
+
+    rng = np.random.default_rng(seed)
+    pose, dynamics = natural_motion(split, n, n_clips=32, seed=seed)
+    ids = rng.choice(IDENTITY_SPLITS[split], n)
+    images = render(identity_from_id(ids.tolist()), torch.as_tensor(pose), torch.as_tensor(dynamics), size=size)
+    points, kept = [], []
+    for i, image in enumerate(to_uint8_frames(images)):
+        faces = detect_faces(image)
+        if len(faces) == 1:
+            points.append(faces[0].keypoints)
+            kept.append(i)
+    return np.stack(points), np.asarray(pose)[kept]
+
+
+def train_headpose(n_train: int = 3000, n_test: int = 600, size: int = 128, ridge: float = 1e-4,
+                   seed: int = 0) -> dict:
+    """Fit the keypoint head-pose estimator (`vasa_lib.real.headpose`) on renders of train people,
+    grade it on test people (R^2 per pose column) and save both to its `WEIGHTS`; returns the report."""
+    from vasa_lib.eval.probes import r2_per_column
+    from vasa_lib.real import headpose
+    from vasa_lib.world.params import POSE_NAMES
+
+    points, pose = render_keypoints("train", n_train, size, seed)
+    raw = headpose.features(points, size)
+    mean, std = raw.mean(0), raw.std(0) + 1e-9
+    x = headpose.design(raw, mean, std)
+    weights = np.linalg.solve(x.T @ x + ridge * len(x) * np.eye(x.shape[1]), x.T @ pose)
+    test_points, test_pose = render_keypoints("test", n_test, size, seed + 1)
+    x_test = headpose.design(headpose.features(test_points, size), mean, std)
+    r2 = r2_per_column(torch.from_numpy(x_test @ weights), torch.from_numpy(test_pose))
+    report = {"command": "python -m vasa_lib.train headpose", "n_train": len(points), "n_test": len(test_points),
+              "size": size, "ridge": ridge, "seed": seed,
+              "test_r2": {name: round(float(v), 4) for name, v in zip(POSE_NAMES, r2)},
+              "mean": mean.round(6).tolist(), "std": std.round(6).tolist(), "weights": weights.round(6).tolist()}
+    headpose.WEIGHTS.write_text(json.dumps(report, indent=1))
+    headpose.fitted.cache_clear()
+    return report
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vasa_lib.train", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="model", required=True)
@@ -476,9 +524,10 @@ def main(argv: list[str] | None = None) -> None:
     reader.add_argument("--max-minutes", type=float, help="override [train] max_minutes")
     reader.add_argument("--batch", type=int, help="override [train] batch")
     reader.add_argument("--out", help="write the checkpoint, its card and the log to this folder")
+    sub.add_parser("headpose", help="the keypoint head-pose estimator for real video (vasa_lib.real.headpose)")
     for video_trained in (face, ident, motion):
         video_trained.add_argument("--data", help="train on this folder of ingested video "
-                                   "(python -m vasa_lib.data.ingest) instead of the world")
+                                   "(python -m vasa_lib.real.ingest) instead of the world")
     args = parser.parse_args(argv)
     command = "python -m vasa_lib.train " + " ".join(argv or sys.argv[1:])
     if args.model == "face":
@@ -501,6 +550,9 @@ def main(argv: list[str] | None = None) -> None:
             overrides = {k: v for k, v in (("checkpoint", args.checkpoint), ("max_minutes", args.max_minutes),
                                            ("batch", args.batch)) if v is not None}
             train_reader(args.config, overrides, command, args.out)
+    elif args.model == "headpose":
+        report = train_headpose()
+        print(json.dumps({k: v for k, v in report.items() if k not in ("mean", "std", "weights")}, indent=1))
     else:
         overrides = {"checkpoint": args.checkpoint} if args.checkpoint else {}
         train_identity(args.config, overrides, command, args.data)

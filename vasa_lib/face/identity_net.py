@@ -114,7 +114,7 @@ def train_identity_net(n_identities: int = 2000, steps: int = 600, people_per_ba
     of the run, with the identification accuracy on the held-out test identities.
 
     images_of: (people (P,), generator) -> images (P, 3, size, size) of people 0..n_identities-1,
-    for training on video (`vasa_lib.data.dataset.person_images`); by default, world renders.
+    for training on video (`vasa_lib.real.dataset.person_images`); by default, world renders.
     """
     if n_identities < 2:
         raise ValueError("the identity network needs at least 2 people to tell apart")

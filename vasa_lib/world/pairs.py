@@ -18,7 +18,7 @@ A GPU machine without the speech engine reads the banks from a folder made befor
 
 A batch is {"identity": (B, 38), "pose": (B, 2, 6), "dynamics": (B, 2, 11)} on the CPU; after
 the transfer to the device it gains "frames" (B, 2, 3, H, W) and "parts" (B, 2, H, W)
-(`vasa_lib.world.datasets.render_batch`), so on a GPU the renders are made there.
+(`vasa_lib.world.frame_tuples.render_batch`), so on a GPU the renders are made there.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ class PairDataModule(L.LightningDataModule):
         return DataLoader(self.pairs, batch_size=None)
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
-        from vasa_lib.world.datasets import render_batch
+        from vasa_lib.world.frame_tuples import render_batch
 
         with torch.no_grad():
             batch["frames"], batch["parts"] = render_batch(batch, self.size, self.framing)

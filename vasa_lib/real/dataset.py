@@ -1,4 +1,4 @@
-"""Training sets from an ingested folder (`vasa_lib.data.ingest`): the real-video counterparts of
+"""Training sets from an ingested folder (`vasa_lib.real.ingest`): the real-video counterparts of
 the world's datasets, for `python -m vasa_lib.train face|identity|motion --data FOLDER`.
 
 No world labels exist there. The face model's pose label is the keypoint estimate
@@ -19,8 +19,7 @@ import torch
 from einops import rearrange
 from torch.utils.data import DataLoader, Dataset
 
-from vasa_lib.data.headpose import estimate_pose
-from vasa_lib.world.params import EMOTIONS, pose_index
+from vasa_lib.real.headpose import estimate_pose
 
 
 @dataclass
@@ -49,7 +48,7 @@ def load_dataset(folder: str | Path) -> list[VideoClip]:
     """The clips its summary.json lists as kept (files of an interrupted or earlier run with other
     settings are not), sorted by name; people numbered in order of their names."""
     folder = Path(folder)
-    run = f"`python -m vasa_lib.data.ingest VIDEO_FOLDER --out {folder}`"
+    run = f"`python -m vasa_lib.real.ingest VIDEO_FOLDER --out {folder}`"
     if not (folder / "summary.json").exists():
         raise ValueError(f"{folder} has no summary.json: ingestion has not finished there; run {run}")
     kept = sorted(c["clip"] for r in json.loads((folder / "summary.json").read_text())["records"] for c in r["kept"])
@@ -113,26 +112,3 @@ def person_images(clips: list[VideoClip]):
         return torch.cat(images)
 
     return draw
-
-
-def video_latents(face, clips: list[VideoClip], batch_size: int = 64, info: dict | None = None):
-    """The motion generator's training set from ingested clips: a `LatentSet` whose motion is
-    the face model's [z_pose, z_dyn] of every frame; true_pose holds the keypoint estimate and
-    true_dynamics NaN (unknown on video); controls: estimated mean distance, gaze (0, 0),
-    neutral emotion."""
-    from vasa_lib.audio.mel import audio_frame_features
-    from vasa_lib.motion.latents import LatentSet, encode_frames, offsets_of
-    from vasa_lib.world.params import DYNAMICS_DIM
-
-    poses = [torch.from_numpy(c.pose) for c in clips]
-    n = len(clips)
-    motion = encode_frames(face, (c.images() for c in clips), batch_size)
-    return LatentSet(
-        motion=motion, mel=torch.cat([audio_frame_features(c.audio) for c in clips]),
-        true_pose=torch.cat(poses), true_dynamics=torch.full((len(motion), DYNAMICS_DIM), float("nan")),
-        offsets=offsets_of([len(c.frames) for c in clips]),
-        gaze=torch.zeros(n, 2),
-        distance=torch.stack([p[:, pose_index("distance")].mean(0, keepdim=True) for p in poses]),
-        emotion=torch.full((n,), EMOTIONS.index("neutral")), identity_id=torch.tensor([c.person_id for c in clips]),
-        test_voice=torch.zeros(n, dtype=torch.bool), info=info or {})
-

@@ -1,6 +1,6 @@
 """Ingestion: a folder of talking-face videos -> a dataset of face clips the course trains on.
 
-    python -m vasa_lib.data.ingest VIDEO_FOLDER --out DATASET_FOLDER
+    python -m vasa_lib.real.ingest VIDEO_FOLDER --out DATASET_FOLDER
 
 Each video (mp4, mkv, webm, mov; in VIDEO_FOLDER or one folder per person below it) is read
 twice with PyAV, so memory holds a few frames whatever the video's length:
@@ -44,8 +44,8 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter1d
 from tqdm.auto import tqdm
 
-from vasa_lib.data.detect import detect_faces
 from vasa_lib.paths import write_atomic
+from vasa_lib.real.detect import detect_faces
 from vasa_lib.video import to_uint8_frames
 from vasa_lib.world.params import FPS, SAMPLE_RATE
 
@@ -355,7 +355,7 @@ def ingest(folder: str | Path, out: str | Path, config: IngestConfig | None = No
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m vasa_lib.data.ingest", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vasa_lib.real.ingest", description=__doc__.split("\n")[0])
     parser.add_argument("videos", help="a folder of videos, or of one folder of videos per person")
     parser.add_argument("--out", required=True, help="the dataset folder to write (resumed if it exists)")
     for name, value in asdict(IngestConfig()).items():
