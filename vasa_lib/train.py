@@ -133,7 +133,7 @@ class PeriodicCheckpoint(L.Callback):
         self.first_step = trainer.global_step                 # > 0 when resumed
 
     def save(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        trainer.save_checkpoint(self.resume)                  # every process takes part; the first writes
+        trainer.save_checkpoint(self.resume, weights_only=False)   # every process takes part; the first writes
         self.save_model(trainer, module)
         self.last_save = time.monotonic()
 
