@@ -83,7 +83,7 @@ def test_crop_reader_trains_and_reads():
 
 
 def test_train_reader_cli_writes_a_checkpoint_and_card(tmp_path):
-    from vasa_lib.checkpoint import load_checkpoint
+    from vasa_lib.checkpoint import load_checkpoint, read_checkpoint
     from vasa_lib.train import main
 
     config = tmp_path / "reader.toml"
@@ -95,3 +95,9 @@ checkpoint = "{tmp_path / 'reader.safetensors'}"\n""")
     assert reader.config.widths == (8, 8, 16)
     card = (tmp_path / "reader.md").read_text()
     assert "grade_r2_test_people" in card and "python -m vasa_lib.train reader" in card
+    # a second cycle starts from the first's weights and records where it started
+    main(["reader", "--config", str(config), "--init", str(tmp_path / "reader.safetensors"),
+          "--checkpoint", str(tmp_path / "again.safetensors"), "--lr", "0.0005"])
+    info = read_checkpoint(tmp_path / "again.safetensors")[1]["info"]
+    assert info["init"]["checkpoint"] == str(tmp_path / "reader.safetensors")
+    assert info["init"]["earlier_run"]["steps"] == 2 and info["lr"] == 0.0005

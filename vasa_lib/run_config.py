@@ -173,6 +173,7 @@ class ReaderTrain:
     threads: int = 0
     log_every: int = 0
     checkpoint: str = "runs/reader/eval_reader.safetensors"
+    init: str = ""                       # start from the weights of this checkpoint (a second cycle)
 
 
 @dataclass

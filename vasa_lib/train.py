@@ -432,11 +432,15 @@ def train_reader(config_path: str, overrides: dict[str, Any] | None = None, comm
     train = run.train
     redirect(train, out)
     set_threads(train.threads)
+    init, earlier = read_checkpoint(paths.course_path(train.init)) if train.init else (None, {})
     model, report = fit_reader(ReaderConfig(**run.model), train.steps, train.batch, train.lr, train.uniform_share,
-                               train.n_clips, train.seed, train.log_every, max_minutes=train.max_minutes or None)
+                               train.n_clips, train.seed, train.log_every, max_minutes=train.max_minutes or None,
+                               init=init)
     command = command or f"python -m vasa_lib.train reader --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "machine": _machine(), "torch": torch.__version__,
-            **report}
+            "lr": train.lr, "max_minutes": train.max_minutes, **report}
+    if train.init:
+        info["init"] = {"checkpoint": train.init, "earlier_run": earlier.get("info", earlier)}
     return finish(model, train.checkpoint, info,
                   "Parameter reader: image -> pose and facial parameters (for vasa_lib.eval)", config_path, command)
 
@@ -523,6 +527,8 @@ def main(argv: list[str] | None = None) -> None:
     reader.add_argument("--checkpoint", help="override [train] checkpoint")
     reader.add_argument("--max-minutes", type=float, help="override [train] max_minutes")
     reader.add_argument("--batch", type=int, help="override [train] batch")
+    reader.add_argument("--init", help="start from the weights of this checkpoint (a second cycle)")
+    reader.add_argument("--lr", type=float, help="override [train] lr")
     reader.add_argument("--out", help="write the checkpoint, its card and the log to this folder")
     sub.add_parser("headpose", help="the keypoint head-pose estimator for real video (vasa_lib.real.headpose)")
     for video_trained in (face, ident, motion):
@@ -548,7 +554,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.model == "reader":
         with log_to(args.out, "train_reader.log"):
             overrides = {k: v for k, v in (("checkpoint", args.checkpoint), ("max_minutes", args.max_minutes),
-                                           ("batch", args.batch)) if v is not None}
+                                           ("batch", args.batch), ("init", args.init), ("lr", args.lr))
+                         if v is not None}
             train_reader(args.config, overrides, command, args.out)
     elif args.model == "headpose":
         report = train_headpose()

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vasa_lib.checkpoint import check_state
 from vasa_lib.eval.probes import r2_per_column
 from vasa_lib.optim import TimedCycle, one_cycle, param_groups
 from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
@@ -218,11 +219,13 @@ def grade(reader: ParameterReader, n: int = 512, n_clips: int = 40, seed: int = 
 
 def train_reader(config: ReaderConfig, steps: int, batch: int = 64, lr: float = 2e-3, uniform_share: float = 0.3,
                  n_clips: int = 200, seed: int = 0, log_every: int = 0, cache_dir: str | None = None,
-                 max_minutes: float | None = None) -> tuple[ParameterReader, dict]:
+                 max_minutes: float | None = None, init: dict[str, torch.Tensor] | None = None
+                 ) -> tuple[ParameterReader, dict]:
     """Fit the reader on renders of train-split people (see the module docstring), on the GPU when
     there is one; returns it (eval mode, on the CPU) and a report: its grade on test people, the
     final loss, seconds. With `max_minutes`, training stops at that time or at `steps`, whichever
-    comes first, and the learning rate decays over the time (`optim.TimedCycle`)."""
+    comes first, and the learning rate decays over the time (`optim.TimedCycle`). `init`: the
+    tensors of an earlier reader of the same config to start from."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -231,6 +234,9 @@ def train_reader(config: ReaderConfig, steps: int, batch: int = 64, lr: float = 
     model = ParameterReader(config).to(device)
     model.mean.copy_(natural.mean(0))
     model.std.copy_(natural.std(0).clamp_min(1e-3))
+    if init is not None:
+        check_state(model, init, "init")
+        model.load_state_dict(init)
     optimiser = torch.optim.AdamW(param_groups(model, 1e-4), lr=lr)
     schedule = TimedCycle(optimiser, 60 * max_minutes, warmup_steps=100) if max_minutes else \
         one_cycle(optimiser, lr, steps, warmup=0.1, final_div_factor=1e4)
