@@ -4,6 +4,7 @@ pairs without clips, the time-budgeted schedule, and the GPU recipe tried at tin
 from __future__ import annotations
 
 import json
+from itertools import islice
 from pathlib import Path
 
 import pytest
@@ -156,8 +157,18 @@ def test_a_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     train_main(["face", "--config", config, "--out", str(out), "--max-steps", "4", "--resume"])
     info = json.loads((out / "face.json").read_text())["info"]
     assert info["steps"] == 4 and info["resumed_at_step"] == 2
-    state = torch.load(out / "resume.ckpt", weights_only=False)["lr_schedulers"][0]
-    assert state["used"] > 0 and state["last_epoch"] == 4
+    saved = torch.load(out / "resume.ckpt", weights_only=False)
+    assert saved["lr_schedulers"][0]["used"] > 0 and saved["lr_schedulers"][0]["last_epoch"] == 4
+    assert saved["PairDataModule"] == {"batches": 4}       # the pairs go on where they stopped
+
+
+def test_resumed_pairs_go_on_where_an_unbroken_run_would():
+    bank = torch.rand(10, 17)
+    unbroken, resumed = PairBatches(bank, 3), PairBatches(bank, 3)
+    resumed.start = 2
+    expected = list(islice(iter(unbroken), 4))[2:]
+    for want, got in zip(expected, islice(iter(resumed), 2)):
+        assert all(torch.equal(want[key], got[key]) for key in want)
 
 
 def test_resume_without_a_state_says_so(tmp_path):

@@ -90,6 +90,7 @@ class PairBatches(IterableDataset):
         self.bank, self.batch_size, self.seed = bank, batch_size, seed
         self.uniform_share, self.same_pose = uniform_share, same_pose
         self.people = identity_from_id(list(IDENTITY_SPLITS[split]))   # (P, 38), made once
+        self.start = 0      # batches already trained on: a resumed run draws on from there
 
     def batch(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
         b = self.batch_size
@@ -104,6 +105,8 @@ class PairBatches(IterableDataset):
     def __iter__(self):
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0   # DDP: pairs of its own
         generator = torch.Generator().manual_seed(self.seed + 1000 * rank)
+        for _ in range(self.start):      # skip what the run saw before it stopped (parameters only: fast)
+            self.batch(generator)
         while True:
             yield self.batch(generator)
 
@@ -119,6 +122,14 @@ class PairDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.pairs, batch_size=None)
+
+    def state_dict(self) -> dict[str, int]:
+        """Saved in Lightning's training state: how many batches the run has drawn."""
+        return {"batches": self.trainer.global_step if self.trainer else 0}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """On resume: go on with the batches an unbroken run would have drawn next."""
+        self.pairs.start = int(state["batches"])
 
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
         from vasa_lib.world.frame_tuples import render_batch
