@@ -61,28 +61,29 @@ def exercise_2():
     assert outcome(summary, "short.mp4") == [f"kept {min(clip.n_frames, int(2.5 * FPS))} frames"]
 
 
-def wobble_and_lag(tracks: dict[float, np.ndarray]) -> tuple[dict[float, float], dict[float, float]]:
+def wobble_and_stray(tracks: dict[float, np.ndarray]) -> tuple[dict[float, float], dict[float, float]]:
     """Crop tracks (T, 3) by smoothing time in seconds (0: none): the mean |second difference| of each one's
     centre x (px/frame^2), and its mean distance from the unsmoothed crop (px)."""
     wobble = {s: float(np.abs(np.diff(t[:, 0], n=2)).mean()) for s, t in tracks.items()}
-    lag = {s: float(np.abs(t[:, 0] - tracks[0.0][:, 0]).mean()) for s, t in tracks.items()}
-    return wobble, lag
+    stray = {s: float(np.abs(t[:, 0] - tracks[0.0][:, 0]).mean()) for s, t in tracks.items()}
+    return wobble, stray
 
 
-def check_exercise_3(wobble: dict[float, float], lag: dict[float, float]) -> None:
-    """`wobble_and_lag` of the crops smoothed over 0, 0.5 and 2 s."""
+def check_exercise_3(wobble: dict[float, float], stray: dict[float, float]) -> None:
+    """`wobble_and_stray` of the crops smoothed over 0, 0.5 and 2 s."""
     assert wobble[0.0] > 5 * wobble[0.5] > 5 * wobble[2.0]          # smoothing removes the shaking
-    assert lag[2.0] > lag[0.5]                                      # and the longer one lags the pan more
+    assert stray[2.0] > stray[0.5]                                  # and the longer one strays further from the face
 
 
 def exercise_3():
-    """Without smoothing the crop shakes with the detector's noise; with more smoothing it lags behind a pan."""
+    """Without smoothing the crop shakes with the detector's noise; with more smoothing it flattens the face's quick
+    moves (a centred average does not lag) and strays further from the face."""
     moving_photo_video(videos.parent / "photo" / "photo.mp4")
     found = scan(videos.parent / "photo" / "photo.mp4")
-    wobble, lag = wobble_and_lag({s: crop_track(found.boxes, s * FPS) for s in (0.0, 0.5, 2.0)})
+    wobble, stray = wobble_and_stray({s: crop_track(found.boxes, s * FPS) for s in (0.0, 0.5, 2.0)})
     print("wobble of the centre (px/frame^2):", {s: round(w, 3) for s, w in wobble.items()})
-    print("distance from the per-frame crop (px):", {s: round(v, 2) for s, v in lag.items()})
-    check_exercise_3(wobble, lag)
+    print("distance from the per-frame crop (px):", {s: round(v, 2) for s, v in stray.items()})
+    check_exercise_3(wobble, stray)
 
 
 if __name__ == "__main__":

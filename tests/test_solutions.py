@@ -153,10 +153,10 @@ def seconds_as_frames(m):
     video = m.videos.parent / "photo" / "photo.mp4"       # in the solution's own temporary folder
     m.moving_photo_video(video)
     boxes = m.scan(video).boxes
-    right = m.wobble_and_lag({s: m.crop_track(boxes, s * m.FPS) for s in (0.0, 0.5, 2.0)})
+    right = m.wobble_and_stray({s: m.crop_track(boxes, s * m.FPS) for s in (0.0, 0.5, 2.0)})
     # The smoothing time in seconds passed where crop_track takes frames: a Gaussian of 0.5 and 2 frames, which
     # hardly smooths the detector's shake at all.
-    wrong = m.wobble_and_lag({s: m.crop_track(boxes, s) for s in (0.0, 0.5, 2.0)})
+    wrong = m.wobble_and_stray({s: m.crop_track(boxes, s) for s in (0.0, 0.5, 2.0)})
     return m.check_exercise_3, right, wrong, "wobble[0.0] > 5 * wobble[0.5]"
 
 
