@@ -172,3 +172,10 @@ def test_a_stopped_speech_server_is_restarted():
     again = synthesize(text, voice="en-us+m1")
     assert espeak._SPEAKER.process.pid != server.pid
     np.testing.assert_array_equal(first.audio, again.audio)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through Linux's /proc")
+def test_the_speech_server_has_one_thread():
+    """It forks a child per utterance, which is only safe from a process with a single thread."""
+    synthesize("One thread.")
+    assert len(os.listdir(f"/proc/{espeak._SPEAKER.process.pid}/task")) == 1

@@ -249,7 +249,8 @@ class _Server:
 
     def _start(self) -> subprocess.Popen:
         package_root = str(Path(__file__).resolve().parents[2])      # so the server imports this module
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+               **{name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}  # one thread
         process = subprocess.Popen([sys.executable, "-m", "vasa_lib.world.espeak"], stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, bufsize=0, env=env)
         self.process = process
