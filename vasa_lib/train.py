@@ -110,6 +110,15 @@ def redirect(train: Any, out: str | None) -> None:
             train.run_dir = out
 
 
+def earlier_weights(init: str) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any]]:
+    """The tensors of the checkpoint a run starts from (`[train] init`; "" for none), and the entry
+    that records it in the new run's card: {"init": {"checkpoint", "earlier_run"}} or {}."""
+    if not init:
+        return None, {}
+    tensors, earlier = read_checkpoint(paths.course_path(init))
+    return tensors, {"init": {"checkpoint": init, "earlier_run": earlier.get("info", earlier)}}
+
+
 def set_threads(threads: int) -> None:
     """[train] threads: torch's CPU threads (0 keeps torch's default)."""
     if threads:
@@ -263,8 +272,8 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     lit = LitFace(run.model, run.loss, lr=train.lr, weight_decay=train.weight_decay, max_steps=train.max_steps,
                   identity_net=str(paths.course_path(train.identity_net)) if train.identity_net else None,
                   max_minutes=train.max_minutes if train.schedule == "time" else None)
-    if train.init:  # fine-tune: start from the weights of an earlier run
-        tensors, earlier = read_checkpoint(paths.course_path(train.init))
+    tensors, started_from = earlier_weights(train.init)
+    if tensors is not None:
         check_state(lit.model, tensors, train.init)
         lit.model.load_state_dict(tensors)
     path = paths.course_path(train.checkpoint)
@@ -272,9 +281,7 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
     info = {"command": command, "config_file": str(config_path), "data_seed": data.seed, "video_data": video_data,
             "n_train_clips": n_train, "data": dataclasses.asdict(data), "loss": run.loss,
             "schedule": train.schedule, "max_minutes": train.max_minutes, "precision": train.precision,
-            "batch_size": data.batch_size, "torch": torch.__version__, "machine": _machine()}
-    if train.init:
-        info["init"] = {"checkpoint": train.init, "earlier_run": earlier.get("info", earlier)}
+            "batch_size": data.batch_size, "torch": torch.__version__, "machine": _machine(), **started_from}
     info |= fit(lit, train, path, info, resume, datamodule=dm)
     info["images_per_second"] = round(2 * data.batch_size * info["steps_per_second"], 2)
     if data.source == "pairs" and not video_data:
@@ -432,15 +439,13 @@ def train_reader(config_path: str, overrides: dict[str, Any] | None = None, comm
     train = run.train
     redirect(train, out)
     set_threads(train.threads)
-    init, earlier = read_checkpoint(paths.course_path(train.init)) if train.init else (None, {})
+    init, started_from = earlier_weights(train.init)
     model, report = fit_reader(ReaderConfig(**run.model), train.steps, train.batch, train.lr, train.uniform_share,
                                train.n_clips, train.seed, train.log_every, max_minutes=train.max_minutes or None,
                                init=init)
     command = command or f"python -m vasa_lib.train reader --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "machine": _machine(), "torch": torch.__version__,
-            "lr": train.lr, "max_minutes": train.max_minutes, **report}
-    if train.init:
-        info["init"] = {"checkpoint": train.init, "earlier_run": earlier.get("info", earlier)}
+            "lr": train.lr, "max_minutes": train.max_minutes, **report, **started_from}
     return finish(model, train.checkpoint, info,
                   "Parameter reader: image -> pose and facial parameters (for vasa_lib.eval)", config_path, command)
 
