@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vasa_lib.audio.mel import shift_mel_bins
 from vasa_lib.eval.motion import pearson
 from vasa_lib.motion.latents import WORLD, LatentSet, load_latents
 from vasa_lib.world.params import DYNAMICS_NAMES
@@ -42,16 +43,6 @@ def per_clip(latents: LatentSet) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(mel (T, 320), true jaw (T,)) of each clip."""
     bounds = latents.offsets.tolist()
     return [(latents.mel[a:b], latents.true_dynamics[a:b, JAW]) for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def shift_bins(mel: torch.Tensor, k: int) -> torch.Tensor:
-    """Shift the 80 bins of each of the 4 stacked mel frames by k bins, repeating the edge: (T, 320) -> same."""
-    bins = rearrange(mel, "t (s b) -> t s b", s=4)
-    if k > 0:
-        bins = torch.cat([bins[..., :1].expand(-1, -1, k), bins[..., :-k]], -1)
-    elif k < 0:
-        bins = torch.cat([bins[..., -k:], bins[..., -1:].expand(-1, -1, -k)], -1)
-    return rearrange(bins, "t s b -> t (s b)")
 
 
 def regressor() -> nn.Module:
@@ -79,7 +70,7 @@ def run(variant: str, train: list, test: list, test_voice: list[bool], mean: tor
         for i in rng.integers(len(train), size=16):
             mel, true = train[i]
             if "shift" in variant:
-                mel = shift_bins(mel, int(rng.integers(-MAX_SHIFT, MAX_SHIFT + 1)))
+                mel = shift_mel_bins(mel, int(rng.integers(-MAX_SHIFT, MAX_SHIFT + 1)))
             loss = loss + F.mse_loss(jaw(mel), true) / 16
         optimiser.zero_grad()
         loss.backward()

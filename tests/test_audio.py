@@ -14,6 +14,7 @@ from vasa_lib.audio.mel import (
     log_mel,
     mel_filterbank,
     mel_spectrogram,
+    shift_mel_bins,
 )
 
 LIBROSA_ARGS = dict(sr=16000, n_fft=512, hop_length=160, win_length=400, n_mels=80)
@@ -86,6 +87,18 @@ def test_bad_audio_raises(bad, message):
 def test_frame_features_rejects_partial_frames():
     with pytest.raises(ValueError, match="4T"):
         frame_features(torch.zeros(1, 10, 80))
+
+
+def test_shift_mel_bins_moves_each_stacked_frame_and_repeats_the_edge():
+    frames = torch.arange(2 * 3 * FRAME_FEATURE_DIM, dtype=torch.float32).reshape(2, 3, FRAME_FEATURE_DIM)
+    up = shift_mel_bins(frames, torch.tensor([2, -1]))
+    bins, moved = frames.reshape(2, 3, 4, 80), up.reshape(2, 3, 4, 80)
+    assert torch.equal(moved[0, ..., 2:], bins[0, ..., :-2])
+    assert torch.equal(moved[0, ..., :2], bins[0, ..., :1].expand(-1, -1, 2))
+    assert torch.equal(moved[1, ..., :-1], bins[1, ..., 1:]) and torch.equal(moved[1, ..., -1], bins[1, ..., -1])
+    assert torch.equal(shift_mel_bins(frames[0], 0), frames[0])
+    with pytest.raises(ValueError, match="one shift per clip"):
+        shift_mel_bins(frames, 1)
 
 
 def test_mel_encoder_shapes_and_gradients():

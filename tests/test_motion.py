@@ -340,6 +340,23 @@ def test_short_windows(world_windows):
     assert torch.isfinite(lit.train().loss(batch))
 
 
+def test_mel_shift_moves_the_training_mels_only(world_windows):
+    """With mel_shift, the audio encoder sees a training batch's mels with their bins moved (one
+    shift per window); in evaluation it sees them as they are."""
+    batch = next(iter(DataLoader(world_windows, batch_size=8, shuffle=True,
+                                 generator=torch.Generator().manual_seed(0))))
+    lit = LitMotion(model=dict(motion_dim=17, audio_dim=32, window=8, context=4, width=32, depth=2, heads=2),
+                    audio_encoder=dict(dim=32, layers=1, kernel_size=3), mel_shift=4)
+    lit.model.transformer.set_motion_stats(*motion_stats(world_windows.motion))
+    seen = []
+    lit.model.audio_encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    torch.manual_seed(0)
+    lit.train().loss(batch)
+    lit.eval().loss(batch)
+    assert not torch.equal(seen[0], batch["audio"])
+    assert torch.equal(seen[1], batch["audio"])
+
+
 def test_lightning_fit_runs(world_windows):
     lit = world_lit()
     trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,

@@ -118,3 +118,18 @@ def frame_features(mel: torch.Tensor) -> torch.Tensor:
 def audio_frame_features(audio: torch.Tensor | np.ndarray) -> torch.Tensor:
     """`frame_features(log_mel(audio))`: (N,) or (B, N) -> (T, 320) or (B, T, 320), float32."""
     return frame_features(log_mel(check_audio(audio).float()))
+
+
+def shift_mel_bins(frames: torch.Tensor, shift: int | torch.Tensor) -> torch.Tensor:
+    """Move each of the 4 stacked mel frames' 80 bins up by `shift` bins (down if negative),
+    repeating the edge bin: a crude vocal-tract-length perturbation, i.e. a new voice from an old
+    one. frames (..., T, 320); shift an int or a tensor of the leading shape (...) (one shift per
+    clip) -> frames' shape."""
+    shift = torch.as_tensor(shift, device=frames.device)
+    if frames.shape[-1] != FRAME_FEATURE_DIM or shift.shape != frames.shape[:-2]:
+        raise ValueError(f"expected frames (..., T, {FRAME_FEATURE_DIM}) and one shift per clip, got "
+                         f"{tuple(frames.shape)} and shift {tuple(shift.shape)}")
+    bins = rearrange(frames, "... t (s b) -> ... t s b", s=MELS_PER_FRAME)
+    source = (torch.arange(N_MELS, device=frames.device) - shift[..., None]).clamp(0, N_MELS - 1)
+    source = source.reshape(*shift.shape, 1, 1, N_MELS).expand(bins.shape)
+    return rearrange(bins.gather(-1, source), "... t s b -> ... t (s b)")

@@ -9,6 +9,8 @@ Diffusion step: draw t ~ U{0 .. T-1} and noise, make x_t = q_sample(x0, t, noise
 x0_hat = H(x_t, t, C) with conditions dropped at random (classifier-free guidance), and minimise
 ||x0 - x0_hat||^2 (the paper's loss), optionally plus the same on frame-to-frame velocities (as
 MDM does), on the head pose only, and on the join with the previous window (its first frame) when asked.
+With `mel_shift` > 0 each training window's mel bins move by a random -mel_shift .. mel_shift
+bins (`audio.mel.shift_mel_bins`): new voices from the training voices, for voices never heard.
 Regression baseline: x0_hat = H(C), the same loss. `LitMotion` trains a
 `MotionGenerator` (either kind), its learned mel encoder jointly.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from vasa_lib.audio.mel import shift_mel_bins
 from vasa_lib.motion.baseline import RegressionBaseline
 from vasa_lib.motion.guidance import GUIDANCE_SCALES, sample_drop
 from vasa_lib.motion.model import MotionGenerator, MotionGeneratorConfig
@@ -114,15 +117,16 @@ class LitMotion(L.LightningModule):
     (model["diffusion"] true, the default) or a RegressionBaseline, on batches of mel stacks.
 
     model: MotionConfig fields; audio_encoder: MelEncoderConfig fields (its dim must equal
-    model["audio_dim"]); drop_probs: per-condition dropout (default DROP_PROBS); scales: the
-    guidance scales the trained model samples with by default (`MotionGeneratorConfig.scales`).
+    model["audio_dim"]); mel_shift: the largest random mel-bin shift in training; drop_probs:
+    per-condition dropout (default DROP_PROBS); scales: the guidance scales the trained model
+    samples with by default (`MotionGeneratorConfig.scales`).
     Set the motion statistics first: `lit.model.transformer.set_motion_stats(mean, std)`.
     """
 
     def __init__(self, model: dict | None = None, audio_encoder: dict | None = None,
                  drop_probs: dict[str, float] | None = None, velocity_weight: float = 0.0,
                  velocity_dims: int | None = None, join_weight: float = 0.0,
-                 short_share: float = 0.0, lr: float = 1e-3,
+                 short_share: float = 0.0, mel_shift: int = 0, lr: float = 1e-3,
                  weight_decay: float = 0.01, max_steps: int = 10_000, scales: dict[str, float] | None = None):
         super().__init__()
         self.save_hyperparameters()
@@ -133,8 +137,10 @@ class LitMotion(L.LightningModule):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The training loss of one batch of mel-stack windows (conditions dropped at random)."""
-        transformer = self.model.transformer
-        motion, audio, k = batch["motion"], self.model.audio_encoder(batch["audio"]), None
+        transformer, mel, shift = self.model.transformer, batch["audio"], self.hparams.mel_shift
+        if self.training and shift:
+            mel = shift_mel_bins(mel, torch.randint(-shift, shift + 1, mel.shape[:1], device=mel.device))
+        motion, audio, k = batch["motion"], self.model.audio_encoder(mel), None
         if self.training and self.hparams.short_share and float(torch.rand(())) < self.hparams.short_share:
             motion, audio, k = shorten(motion, audio, motion.shape[1] - transformer.config.window)
         x0, cond = split_batch(transformer, {**batch, "motion": motion}, audio, k)
