@@ -68,13 +68,22 @@ def moving_photo_video(path: Path, text: str = "Hello. I am reading this sentenc
     n = -(-len(audio) // HOP)
     image = photo()
     h, w = image.shape[:2]
+    # the print on a wall of its border's colour: the portrait is cut close above the hair and at the
+    # shoulders, tighter than the world frames a head, and the view must hold ingestion's whole crop
+    margin = w // 4
+    wall = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).mean(0)
+    canvas = np.empty((h + 2 * margin, w + 2 * margin, 3), np.uint8)
+    canvas[:] = wall.round().astype(np.uint8)
+    canvas[margin:margin + h, margin:margin + w] = image
     t = np.linspace(0, 1, n)
     frames = []
     for k in range(n):
-        zoom = 0.85 + 0.1 * np.sin(2 * np.pi * t[k])            # crop side over the photo's width
+        zoom = 1.25 + 0.1 * np.sin(2 * np.pi * t[k])            # view side over the photo's width
         s = zoom * w
-        x0, y0 = (w - s) / 2 + 0.05 * w * np.sin(2 * np.pi * t[k]), 0.1 * h + 0.04 * h * np.cos(2 * np.pi * t[k])
-        view = Image.fromarray(image).crop((int(x0), int(y0), int(x0 + s), int(y0 + s))).resize((side, side))
+        cx = margin + 0.52 * w + 0.03 * w * np.sin(2 * np.pi * t[k])     # around the face: pan and zoom
+        cy = margin + 0.36 * h + 0.02 * h * np.cos(2 * np.pi * t[k])
+        x0, y0 = cx - s / 2, cy - s / 2
+        view = Image.fromarray(canvas).crop((int(x0), int(y0), int(x0 + s), int(y0 + s))).resize((side, side))
         frames.append(np.concatenate([np.asarray(view)] * copies, 1))
     video = rearrange(torch.from_numpy(np.stack(frames)), "t h w c -> t c h w").float() / 255
     return write_video(path, video, np.pad(audio, (0, n * HOP - len(audio))))
