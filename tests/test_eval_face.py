@@ -97,7 +97,7 @@ checkpoint = "{tmp_path / 'reader.safetensors'}"\n""")
     assert "grade_r2_test_people" in card and "python -m vasa_lib.train reader" in card
     # a second cycle starts from the first's weights and records where it started
     main(["reader", "--config", str(config), "--init", str(tmp_path / "reader.safetensors"),
-          "--checkpoint", str(tmp_path / "again.safetensors"), "--lr", "0.0005"])
+          "--checkpoint", str(tmp_path / "again.safetensors"), "--lr", "0.0005", "--seed", "1"])
     info = read_checkpoint(tmp_path / "again.safetensors")[1]["info"]
     assert info["init"]["checkpoint"] == str(tmp_path / "reader.safetensors")
-    assert info["init"]["earlier_run"]["steps"] == 2 and info["lr"] == 0.0005
+    assert info["init"]["earlier_run"]["steps"] == 2 and info["lr"] == 0.0005 and info["seed"] == 1

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vasa_lib.eval.realism import detector_accuracy, shuffle_frames, train_detector
-from vasa_lib.eval.report import COLUMNS, SYSTEMS, evaluate_space, main, markdown
+from vasa_lib.eval.report import COLUMNS, PIXEL_COLUMNS, SYSTEMS, evaluate_space, main, markdown
 
 
 def walks(n, frames=60, dim=3, seed=0):
@@ -37,12 +37,15 @@ def test_report_rows_on_the_world():
     result = evaluate_space("world", n_clips=2, n_train=2, n_diversity=2, systems=systems, detector_steps=10)
     assert list(result["rows"]) == ["ground_truth", "baseline", "diffusion_10_steps"]
     for row in result["rows"].values():
-        assert set(row) == set(COLUMNS)
+        assert set(row) == set(COLUMNS) | set(PIXEL_COLUMNS)
         assert all(isinstance(v, float) and v == v for v in row.values())
     assert result["rows"]["baseline"]["diversity"] == 0.0               # regression: one motion per audio
     assert result["rows"]["diffusion_10_steps"]["diversity"] > 0.0
     assert result["rows"]["ground_truth"]["lip_sync_corr"] > 0.99       # the probe reads the world's jaw
     assert "evaluator_grades" in result["settings"]
+    # read from the portrait renders, the truth's jaw still follows the audio's true jaw
+    assert result["rows"]["ground_truth"]["px_lip_sync_corr"] > 0.8
+    assert set(result["settings"]["reader_ceiling"]) == {c for c in PIXEL_COLUMNS if c != "fvd"}
     table = markdown({"columns": list(COLUMNS), "rows": result["rows"]})
     assert table.count("\n") == 4 and "| baseline |" in table
 

@@ -1,6 +1,8 @@
 """Tests for the world's speech (eSpeak NG through ctypes) and its sentence generator."""
 
 import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -179,3 +181,16 @@ def test_the_speech_server_has_one_thread():
     """It forks a child per utterance, which is only safe from a process with a single thread."""
     synthesize("One thread.")
     assert len(os.listdir(f"/proc/{espeak._SPEAKER.process.pid}/task")) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the speech server runs where the OS can fork")
+def test_ctrl_c_is_left_to_the_client():
+    """A Jupyter kernel's shutdown or a terminal's Ctrl-C sends SIGINT to the whole process group:
+    the server lets its client decide (it stops when the client closes its stdin), instead of
+    dying mid-utterance with a traceback."""
+    synthesize("Still here.")
+    server = espeak._SPEAKER.process
+    server.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    synthesize("Still here.")
+    assert server.poll() is None and espeak._SPEAKER.process.pid == server.pid

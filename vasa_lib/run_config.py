@@ -109,6 +109,7 @@ class MotionTrain(TrainSettings):
     velocity_dims: int = 0               # 0: every number
     join_weight: float = 0.0
     short_share: float = 0.0
+    mel_shift: int = 0                   # largest random mel-bin shift of a training window (new voices)
     val_every_epochs: int = 1
 
 
@@ -182,6 +183,29 @@ class ReaderRun:
 
     model: dict = field(default_factory=dict)
     train: ReaderTrain = field(default_factory=ReaderTrain)
+
+
+@dataclass
+class VideoFeatureTrain:
+    """[train] of the FVD analogue's video network (`eval.video_features.train_video_features`)."""
+
+    steps: int = 3000
+    batch: int = 16
+    lr: float = 2e-3
+    n_clips: int = 1000
+    grade_clips: int = 16
+    seed: int = 0
+    threads: int = 0
+    log_every: int = 0
+    checkpoint: str = "runs/video_features/eval_video_features.safetensors"
+
+
+@dataclass
+class VideoFeatureRun:
+    """The video feature network: [model] VideoFeatureConfig fields and [train]."""
+
+    model: dict = field(default_factory=dict)
+    train: VideoFeatureTrain = field(default_factory=VideoFeatureTrain)
 
 
 @dataclass

@@ -47,6 +47,7 @@ from vasa_lib.run_config import (
     MotionRun,
     ReaderRun,
     TrainSettings,
+    VideoFeatureRun,
     check_table,
     load_run,
 )
@@ -382,8 +383,8 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
     L.seed_everything(data.seed, workers=True)
     model = {**run.model, "motion_dim": latents["train"].motion.shape[1], "audio_dim": run.audio.get("dim", 128)}
     lit = LitMotion(model, run.audio, velocity_weight=train.velocity_weight, velocity_dims=train.velocity_dims or None,
-                    join_weight=train.join_weight, short_share=train.short_share, lr=train.lr,
-                    weight_decay=train.weight_decay, max_steps=train.max_steps, scales=run.guidance)
+                    join_weight=train.join_weight, short_share=train.short_share, mel_shift=train.mel_shift,
+                    lr=train.lr, weight_decay=train.weight_decay, max_steps=train.max_steps, scales=run.guidance)
     lit.model.transformer.set_motion_stats(*latents["train"].stats())
     length = model.get("context", 10) + model.get("window", 25)
     windows = {split: MotionWindows.from_latents(latents[split], length, data.windows_per_clip,
@@ -445,9 +446,28 @@ def train_reader(config_path: str, overrides: dict[str, Any] | None = None, comm
                                init=init)
     command = command or f"python -m vasa_lib.train reader --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "machine": _machine(), "torch": torch.__version__,
-            "lr": train.lr, "max_minutes": train.max_minutes, **report, **started_from}
+            "lr": train.lr, "seed": train.seed, "max_minutes": train.max_minutes, **report, **started_from}
     return finish(model, train.checkpoint, info,
                   "Parameter reader: image -> pose and facial parameters (for vasa_lib.eval)", config_path, command)
+
+
+def train_video_features(config_path: str, overrides: dict[str, Any] | None = None, command: str = "") -> Path:
+    """Fit the FVD analogue's video network (`vasa_lib.eval.video_features`) on renders of train
+    clips and save it with a card at [train] checkpoint (`run_config.VideoFeatureRun`)."""
+    from vasa_lib.eval.video_features import VideoFeatureConfig
+    from vasa_lib.eval.video_features import train_video_features as fit_video
+
+    run = load_run(config_path, VideoFeatureRun, overrides)
+    check_table(VideoFeatureConfig, run.model, f"{config_path} [model]")
+    train = run.train
+    set_threads(train.threads)
+    model, report = fit_video(VideoFeatureConfig(**run.model), train.steps, train.batch, train.lr, train.n_clips,
+                              train.seed, train.log_every, train.grade_clips)
+    command = command or f"python -m vasa_lib.train video --config {config_path}"
+    info = {"command": command, "config_file": str(config_path), "machine": _machine(), "torch": torch.__version__,
+            "lr": train.lr, **report}
+    return finish(model, train.checkpoint, info, "Video feature network for the FVD analogue (vasa_lib.eval)",
+                  config_path, command)
 
 
 def render_keypoints(split: str, n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -534,7 +554,11 @@ def main(argv: list[str] | None = None) -> None:
     reader.add_argument("--batch", type=int, help="override [train] batch")
     reader.add_argument("--init", help="start from the weights of this checkpoint (a second cycle)")
     reader.add_argument("--lr", type=float, help="override [train] lr")
+    reader.add_argument("--seed", type=int, help="override [train] seed (a second cycle: draw other renders)")
     reader.add_argument("--out", help="write the checkpoint, its card and the log to this folder")
+    video = sub.add_parser("video", help="the video feature network of the FVD analogue (vasa_lib.eval.video_features)")
+    video.add_argument("--config", default="configs/video_features.toml")
+    video.add_argument("--checkpoint", help="override [train] checkpoint")
     sub.add_parser("headpose", help="the keypoint head-pose estimator for real video (vasa_lib.real.headpose)")
     for video_trained in (face, ident, motion):
         video_trained.add_argument("--data", help="train on this folder of ingested video "
@@ -559,9 +583,12 @@ def main(argv: list[str] | None = None) -> None:
     elif args.model == "reader":
         with log_to(args.out, "train_reader.log"):
             overrides = {k: v for k, v in (("checkpoint", args.checkpoint), ("max_minutes", args.max_minutes),
-                                           ("batch", args.batch), ("init", args.init), ("lr", args.lr))
+                                           ("batch", args.batch), ("init", args.init), ("lr", args.lr),
+                                           ("seed", args.seed))
                          if v is not None}
             train_reader(args.config, overrides, command, args.out)
+    elif args.model == "video":
+        train_video_features(args.config, {"checkpoint": args.checkpoint} if args.checkpoint else {}, command)
     elif args.model == "headpose":
         report = train_headpose()
         print(json.dumps({k: v for k, v in report.items() if k not in ("mean", "std", "weights")}, indent=1))

@@ -18,6 +18,18 @@ emotion_acc (see eval.motion), and realism_acc: the accuracy of a detector train
 row's motion from the truth (`vasa_lib.eval.realism`; 0.5 = indistinguishable). The ground-truth
 row's realism_acc compares the truth with the truth under other motion seeds (a control: ~0.5).
 
+From pixels (`vasa_lib.eval.pixels`, `vasa_lib.eval.video_features`): each row's motion is made
+into video (the world rows rendered by the world, the latent rows decoded by the shipped face
+model onto the clip's person) and judged on its frames:
+- fvd: the FVD analogue, the Frechet distance between 25-frame windows of the row's videos and
+  of the world's renders of the same test clips under another motion seed (the same people and
+  speech), in the features of a video network trained on the world (down; the world's
+  ground-truth row gives the sampling floor);
+- px_*: the parameter reader reads the world's 17 parameters from every frame, and the world's
+  evaluators grade them (`eval.pixels.PIXEL_KEYS`): the errors a viewer would see.
+settings.<space>.reader_ceiling gives the px_ metrics of the world's renders of the truth at the
+same framing: what the reader can read there at all.
+
 Fast by default (8 test clips, 16 training clips for the detector: about a minute on one CPU
 thread); --full uses 48 and 64.
 """
@@ -45,7 +57,18 @@ from vasa_lib.eval.motion import (
     shipped_models,
     window_features,
 )
+from vasa_lib.eval.pixels import (
+    PIXEL_KEYS,
+    WORLD_FRAMING,
+    frames_of,
+    load_reader,
+    mean_metrics,
+    read_metrics,
+    reader_ceiling,
+)
 from vasa_lib.eval.realism import detector_accuracy, train_detector
+from vasa_lib.eval.video_features import VideoFeatureNet, video_features
+from vasa_lib.face.model import FaceModel
 from vasa_lib.motion.generate import generate
 from vasa_lib.motion.guidance import PAPER_SCALES
 from vasa_lib.motion.latents import WORLD, LatentSet, load_latents, motion_space
@@ -61,6 +84,7 @@ SYSTEMS: dict[str, tuple[str, int, dict[str, float] | None, int | None]] = {
 }
 COLUMNS = ("sync_conf", "sync_dist", "capp", "delta_p", "motion_fd", "realism_acc", "lip_sync_corr", "diversity",
            "gaze_err_deg", "distance_err", "emotion_acc")
+PIXEL_COLUMNS = ("fvd", *(f"px_{k}" for k in PIXEL_KEYS))
 SPACES = ("latent", "world")
 
 
@@ -87,6 +111,20 @@ def evaluate_space(space: str, n_clips: int = 8, n_train: int = 16, n_diversity:
     models = {name: load_checkpoint(path, MotionGenerator)
               for name, path in zip(("diffusion", "baseline"), shipped_models(face))}
     ev, how = load_evaluators(face)
+    ev_world = ev if space == "world" else load_evaluators(WORLD)[0]
+    face_model = None if space == "world" else load_checkpoint(face, FaceModel)
+    px_framing = WORLD_FRAMING if face_model is None else face_model.config.framing
+    reader = load_reader(px_framing)
+    video_net = load_checkpoint(paths.checkpoint("eval_video_features"), VideoFeatureNet)
+    fvd_framing = video_net.config.framing
+    if face_model is not None and face_model.config.framing != fvd_framing:
+        raise ValueError(f"the video feature network was trained at the {fvd_framing} framing, the face model "
+                         f"draws at {face_model.config.framing}: retrain it (python -m vasa_lib.train video)")
+    world_test = load_latents("test", n_clips, WORLD)
+    world_reseeded = load_latents("test", n_clips, WORLD, motion_seed=1)     # same people and speech
+    ref_videos = (frames_of(m, world_reseeded, i, framing=fvd_framing)
+                  for i, m in enumerate(world_reseeded.split("motion")))
+    ref_fvd = torch.cat([video_features(video_net, [v]) for v in ref_videos])
     test = load_latents("test", n_clips, face)
     reference = load_latents("test", n_clips, face, start=n_clips)          # other clips, for motion_fd
     reseeded = load_latents("test", n_clips, face, motion_seed=1)          # the truth under another motion seed
@@ -104,7 +142,20 @@ def evaluate_space(space: str, n_clips: int = 8, n_train: int = 16, n_diversity:
         row["diversity"] = sum(diversity(normalize(s)) for s in samples) / len(samples)
         detector = train_detector(truth_train, train_fake, steps=detector_steps, seed=seed)
         row["realism_acc"] = detector_accuracy(detector, truth_test, test_fake)
-        return {k: round(row[k], 4) for k in COLUMNS}
+        return {k: round(row[k], 4) for k in COLUMNS} | from_pixels(motions)
+
+    def from_pixels(motions: list[torch.Tensor]) -> dict[str, float]:
+        """The row's PIXEL_COLUMNS: each clip's video read by the reader, and its FVD features."""
+        per_clip, features = [], []
+        for i, m in enumerate(motions):
+            video = frames_of(m, world_test, i, face_model, px_framing)
+            per_clip.append(read_metrics(video, world_test, i, reader, ev_world))
+            if face_model is None:
+                video = frames_of(m, world_test, i, framing=fvd_framing)
+            features.append(video_features(video_net, [video]))
+        row = {f"px_{k}": v for k, v in mean_metrics(per_clip).items()}
+        row["fvd"] = frechet_distance(torch.cat(features), ref_fvd)
+        return {k: round(row[k], 4) for k in PIXEL_COLUMNS}
 
     rows: dict[str, dict[str, float]] = {}
     timings: dict[str, float] = {}
@@ -125,7 +176,10 @@ def evaluate_space(space: str, n_clips: int = 8, n_train: int = 16, n_diversity:
         grades = {k: round(v, 4) for k, v in evaluator_grades(ev, test).items()}
     else:
         grades = {"note": f"no test clip has {ev['capp'].config.frames} frames: no grades (take more clips)"}
+    ceiling = reader_ceiling(world_test, px_framing, reader, ev_world)
     settings = {"face_checkpoint": str(face), "evaluators": how, "n_test_clips": len(test),
+                "pixel_framing": px_framing, "fvd_framing": fvd_framing,
+                "reader_ceiling": {f"px_{k}": round(v, 4) for k, v in ceiling.items()},
                 "n_train_clips_detector": len(train), "n_diversity_clips": n_diversity, "seed": seed,
                 "evaluator_grades": grades,
                 "seconds_per_row": timings, "seconds": round(time.perf_counter() - start, 1)}
@@ -146,12 +200,13 @@ def report(n_clips: int = 8, n_train: int = 16, n_diversity: int = 3, seed: int 
         rows.update({prefix + name: values for name, values in result["rows"].items()})
         settings[space] = result["settings"]
     settings["threads"] = torch.get_num_threads()
-    return {"rows": rows, "columns": list(COLUMNS), "settings": settings}
+    return {"rows": rows, "columns": list(COLUMNS), "pixel_columns": list(PIXEL_COLUMNS), "settings": settings}
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The table as Markdown (one line per row)."""
-    columns = result["columns"]
+def markdown(result: dict[str, Any], key: str = "columns") -> str:
+    """The table as Markdown (one line per row): the motion columns, or with key "pixel_columns"
+    those judged from pixels."""
+    columns = result[key]
     lines = ["| system | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for name, values in result["rows"].items():
         lines.append(f"| {name} | " + " | ".join(f"{values[c]:.3f}" for c in columns) + " |")
@@ -175,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result))
     else:
         print(markdown(result))
+        print()
+        print(markdown(result, "pixel_columns"))
         print(json.dumps(result["settings"], indent=2))
 
 

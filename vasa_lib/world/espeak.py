@@ -29,6 +29,7 @@ import ctypes
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -222,7 +223,10 @@ class _Engine:
 
 
 def serve() -> None:
-    """The server's loop: announce the native rate, then answer request frames until stdin closes."""
+    """The server's loop: announce the native rate, then answer request frames until stdin closes.
+    Ctrl-C (SIGINT, sent to the whole process group by a terminal or a Jupyter kernel's shutdown)
+    is left to the client, whose exit closes stdin."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     engine = _Engine()
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     replies.write(_frame({"native_rate": engine.native_rate}))
