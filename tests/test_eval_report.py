@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from vasa_lib.eval.pixels import PIXEL_KEYS
 from vasa_lib.eval.realism import detector_accuracy, shuffle_frames, train_detector
 from vasa_lib.eval.report import COLUMNS, PIXEL_COLUMNS, SYSTEMS, evaluate_space, main, markdown
 
@@ -45,7 +46,7 @@ def test_report_rows_on_the_world():
     assert "evaluator_grades" in result["settings"]
     # read from the portrait renders, the truth's jaw still follows the audio's true jaw
     assert result["rows"]["ground_truth"]["px_lip_sync_corr"] > 0.8
-    assert set(result["settings"]["reader_ceiling"]) == {c for c in PIXEL_COLUMNS if c != "fvd"}
+    assert set(result["settings"]["reader_ceiling"]) == {f"px_{k}" for k in PIXEL_KEYS}
     table = markdown({"columns": list(COLUMNS), "rows": result["rows"]})
     assert table.count("\n") == 4 and "| baseline |" in table
 

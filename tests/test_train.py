@@ -62,11 +62,12 @@ def test_training_from_another_folder_writes_the_card(course):
 
 
 KINDS = {"face": run_config.FaceRun, "motion": run_config.MotionRun, "reader": run_config.ReaderRun,
-         "identity": run_config.IdentityRun, "evaluators": run_config.EvaluatorsRun}
+         "identity": run_config.IdentityRun, "evaluators": run_config.EvaluatorsRun,
+         "video": run_config.VideoFeatureRun}
 
 
 def kind_of(config: Path) -> str:
-    return next(kind for kind in ("evaluators", "identity", "reader", "motion", "face") if kind in config.name)
+    return next(kind for kind in ("evaluators", "identity", "reader", "motion", "face", "video") if kind in config.name)
 
 
 @pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.toml")), ids=lambda path: path.name)

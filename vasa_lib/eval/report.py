@@ -25,6 +25,10 @@ model onto the clip's person) and judged on its frames:
   of the world's renders of the same test clips under another motion seed (the same people and
   speech), in the features of a video network trained on the world (down; the world's
   ground-truth row gives the sampling floor);
+- px_realism_acc: the realism detector's test on pixels: the same detector, trained on what the
+  video network sees of each frame of the row's videos against the world's own renders of the
+  truth (train people), graded on held-out people (0.5 = indistinguishable; in the world's
+  ground-truth row, a control: renders of the truth under another motion seed);
 - px_*: the parameter reader reads the world's 17 parameters from every frame, and the world's
   evaluators grade them (`eval.pixels.PIXEL_KEYS`): the errors a viewer would see.
 settings.<space>.reader_ceiling gives the px_ metrics of the world's renders of the truth at the
@@ -84,7 +88,7 @@ SYSTEMS: dict[str, tuple[str, int, dict[str, float] | None, int | None]] = {
 }
 COLUMNS = ("sync_conf", "sync_dist", "capp", "delta_p", "motion_fd", "realism_acc", "lip_sync_corr", "diversity",
            "gaze_err_deg", "distance_err", "emotion_acc")
-PIXEL_COLUMNS = ("fvd", *(f"px_{k}" for k in PIXEL_KEYS))
+PIXEL_COLUMNS = ("fvd", "px_realism_acc", *(f"px_{k}" for k in PIXEL_KEYS))
 SPACES = ("latent", "world")
 
 
@@ -134,6 +138,17 @@ def evaluate_space(space: str, n_clips: int = 8, n_train: int = 16, n_diversity:
     truth_train = train.split("motion")
     truth_test = test.split("motion")
 
+    world_train = load_latents("train", n_train, WORLD)
+    seen_truth_train = [video_net.frame_features(frames_of(m, world_train, i, framing=fvd_framing))
+                        for i, m in enumerate(world_train.split("motion"))]
+    seen_truth_test = [video_net.frame_features(frames_of(m, world_test, i, framing=fvd_framing))
+                       for i, m in enumerate(world_test.split("motion"))]
+
+    def seen(motions: list[torch.Tensor], world: LatentSet) -> list[torch.Tensor]:
+        """What the video network sees of motion made into video at its framing: (T_i, F) per clip."""
+        return [video_net.frame_features(frames_of(m, world, i, face_model, fvd_framing))
+                for i, m in enumerate(motions)]
+
     def score(motions: list[torch.Tensor], samples: list[torch.Tensor], train_fake: list[torch.Tensor],
               test_fake: list[torch.Tensor]) -> dict[str, float]:
         per_clip = [clip_metrics(m, test, i, ev) for i, m in enumerate(motions)]
@@ -142,20 +157,27 @@ def evaluate_space(space: str, n_clips: int = 8, n_train: int = 16, n_diversity:
         row["diversity"] = sum(diversity(normalize(s)) for s in samples) / len(samples)
         detector = train_detector(truth_train, train_fake, steps=detector_steps, seed=seed)
         row["realism_acc"] = detector_accuracy(detector, truth_test, test_fake)
-        return {k: round(row[k], 4) for k in COLUMNS} | from_pixels(motions)
+        pixels, seen_test = from_pixels(motions)
+        if test_fake is not motions:
+            seen_test = seen(test_fake, world_test)
+        detector = train_detector(seen_truth_train, seen(train_fake, world_train), steps=detector_steps, seed=seed)
+        pixels["px_realism_acc"] = detector_accuracy(detector, seen_truth_test, seen_test)
+        return {k: round(v, 4) for k, v in (row | pixels).items() if k in COLUMNS + PIXEL_COLUMNS}
 
-    def from_pixels(motions: list[torch.Tensor]) -> dict[str, float]:
-        """The row's PIXEL_COLUMNS: each clip's video read by the reader, and its FVD features."""
-        per_clip, features = [], []
+    def from_pixels(motions: list[torch.Tensor]) -> tuple[dict[str, float], list[torch.Tensor]]:
+        """The row's pixel metrics (each clip's video read by the reader; the FVD of its windows)
+        and what the video network sees of each clip (T_i, F)."""
+        per_clip, windows, frames = [], [], []
         for i, m in enumerate(motions):
             video = frames_of(m, world_test, i, face_model, px_framing)
             per_clip.append(read_metrics(video, world_test, i, reader, ev_world))
             if face_model is None:
                 video = frames_of(m, world_test, i, framing=fvd_framing)
-            features.append(video_features(video_net, [video]))
+            windows.append(video_features(video_net, [video]))
+            frames.append(video_net.frame_features(video))
         row = {f"px_{k}": v for k, v in mean_metrics(per_clip).items()}
-        row["fvd"] = frechet_distance(torch.cat(features), ref_fvd)
-        return {k: round(row[k], 4) for k in PIXEL_COLUMNS}
+        row["fvd"] = frechet_distance(torch.cat(windows), ref_fvd)
+        return row, frames
 
     rows: dict[str, dict[str, float]] = {}
     timings: dict[str, float] = {}

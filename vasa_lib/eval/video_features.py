@@ -119,6 +119,12 @@ class VideoFeatureNet(nn.Module):
         return self.params(h), self.emotion(self.pooled(h))
 
     @torch.no_grad()
+    def frame_features(self, video: torch.Tensor) -> torch.Tensor:
+        """Per-frame features (T, feature_dim) of a whole video (T, 3, H, W): the projection of h,
+        each frame seen with its neighbours (the realism detector's input on pixels)."""
+        return self.project(self.hidden(video[None]))[0]
+
+    @torch.no_grad()
     def features(self, clips: torch.Tensor, batch: int = 16) -> torch.Tensor:
         """The FVD features (B, 2 * feature_dim) of clips (B, T, 3, H, W), in batches."""
         return torch.cat([self.pooled(self.hidden(clips[i:i + batch])) for i in range(0, len(clips), batch)])
