@@ -35,7 +35,7 @@ def test_video_windows_and_features():
     video = torch.rand(60, 3, 32, 32)
     assert video_windows(video).shape == (3, WINDOW, 3, 32, 32)          # starts 0, 12, 24
     assert video_windows(video[:20]).shape == (0, WINDOW, 3, 32, 32)
-    assert video_features(net, [video, video[:30]]).shape == (4, 8)
+    assert video_features(net, [video, video[:30]]).shape == (4, 12)
     params, logits = net(video[None, :WINDOW])
     assert params.shape == (1, WINDOW, 17) and logits.shape == (1, 5)
     with pytest.raises(ValueError, match="clips"):

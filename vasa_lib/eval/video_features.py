@@ -8,8 +8,8 @@ CNN per frame (one vector per frame), then two residual temporal convolutions (k
 frames into h (B, 25, dim). Two heads teach h what matters in a talking head:
 - each frame's 17 world parameters (pose and face, standardised) from h;
 - the clip's emotion from the pooled feature below.
-The clip's feature is [mean, std over time] of a `feature_dim` projection of h: what the face
-shows and how much it moves. `frechet_video_distance` fits a Gaussian to the features of two
+The clip's feature is the mean and the spread over time of a `feature_dim` projection of h, and
+the spread of its frame-to-frame change: what the face shows, how much it moves, how smoothly. `frechet_video_distance` fits a Gaussian to the features of two
 sets of 25-frame windows and returns the Frechet distance between them, as FVD does.
 
 Trained on the motion and emotions of TRAIN-split clips, each window rendered with a random one
@@ -47,7 +47,7 @@ WINDOW = FPS          # 25 frames, FVD's clip length
 class VideoFeatureConfig:
     """crop: the central share of the frame's side that is kept; size: its side after resizing;
     widths: the per-frame CNN (each stage halves the side); dim: h's width; feature_dim: the
-    projection whose mean and std over time are the feature (2 * feature_dim numbers); framing
+    projection whose statistics over time are the feature (3 * feature_dim numbers); framing
     and render_size: the renders it is trained on."""
 
     crop: float = 0.5
@@ -109,7 +109,8 @@ class VideoFeatureNet(nn.Module):
         return self.time(rearrange(self.frame(frames), "(b t) d -> b t d", b=b))
 
     def pooled(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, T, dim) -> the features (B, 2 * feature_dim): [mean, std over time] of the projection."""
+        """(B, T, dim) -> (B, 2 * feature_dim): [mean, std over time] of the projection (the emotion
+    head's input)."""
         p = self.project(h)
         return torch.cat([p.mean(1), p.std(1)], -1)
 
@@ -124,10 +125,16 @@ class VideoFeatureNet(nn.Module):
         each frame seen with its neighbours (the realism detector's input on pixels)."""
         return self.project(self.hidden(video[None]))[0]
 
+    def clip_features(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, T, dim) -> the FVD features (B, 3 * feature_dim): `pooled` and the spread of the
+        projection's frame-to-frame change (how much the clip jitters: without it, frames in any
+        order have the same features)."""
+        return torch.cat([self.pooled(h), self.project(h).diff(dim=1).std(1)], -1)
+
     @torch.no_grad()
     def features(self, clips: torch.Tensor, batch: int = 16) -> torch.Tensor:
-        """The FVD features (B, 2 * feature_dim) of clips (B, T, 3, H, W), in batches."""
-        return torch.cat([self.pooled(self.hidden(clips[i:i + batch])) for i in range(0, len(clips), batch)])
+        """The FVD features (B, 3 * feature_dim) of clips (B, T, 3, H, W), in batches."""
+        return torch.cat([self.clip_features(self.hidden(clips[i:i + batch])) for i in range(0, len(clips), batch)])
 
 
 def video_windows(video: torch.Tensor, stride: int = WINDOW // 2) -> torch.Tensor:
