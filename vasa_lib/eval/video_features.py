@@ -4,13 +4,14 @@ The paper's FVD compares generated and real videos in the feature space of I3D, 
 trained on real video (Kinetics). Ours is trained on the world's renders: a 25-frame clip
 (B, 25, 3, H, W) in [0, 1], its central `crop` share (where the head is: at the wide framing the
 central half of the frame, at native resolution) area-resized to `size`, goes through a strided
-CNN per frame (one vector per frame), then two residual temporal convolutions (kernel 5) that mix neighbouring
-frames into h (B, 25, dim). Two heads teach h what matters in a talking head:
+CNN per frame (one vector per frame), then two residual temporal convolutions (kernel 5) that
+mix neighbouring frames into h (B, 25, dim). Two heads teach h what matters in a talking head:
 - each frame's 17 world parameters (pose and face, standardised) from h;
 - the clip's emotion from the pooled feature below.
 The clip's feature is the mean and the spread over time of a `feature_dim` projection of h, and
-the spread of its frame-to-frame change: what the face shows, how much it moves, how smoothly. `frechet_video_distance` fits a Gaussian to the features of two
-sets of 25-frame windows and returns the Frechet distance between them, as FVD does.
+the spread of its frame-to-frame change: what the face shows, how much it moves, how smoothly.
+`frechet_video_distance` fits a Gaussian to the features of two sets of 25-frame windows and
+returns the Frechet distance between them, as FVD does.
 
 Trained on the motion and emotions of TRAIN-split clips, each window rendered with a random one
 of the 10,000 TRAIN-split people (with each clip's own person it memorises the clips: a first run
