@@ -1,6 +1,8 @@
 """Motion judged from pixels (vasa_lib.eval.pixels) and the FVD analogue's video network
 (vasa_lib.eval.video_features)."""
 
+import json
+
 import pytest
 import torch
 
@@ -17,6 +19,7 @@ from vasa_lib.eval.video_features import (
     video_features,
     video_windows,
 )
+from vasa_lib.eval.video_features import main as video_features_main
 from vasa_lib.face.model import FaceModel
 from vasa_lib.motion.latents import WORLD, load_latents
 from vasa_lib.train import main as train_main
@@ -79,7 +82,7 @@ def test_read_metrics_on_the_truth(world):
     assert frozen["lip_sync_corr"] < ceiling["lip_sync_corr"] - 0.3
 
 
-def test_train_video_cli_writes_a_checkpoint_and_card(tmp_path):
+def test_train_video_cli_writes_a_checkpoint_and_card(tmp_path, capsys):
     config = tmp_path / "video.toml"
     config.write_text(f"""[model]\nsize = 32\nwidths = [8, 16]\ndim = 16\nfeature_dim = 4\nrender_size = 32\n
 [train]\nsteps = 2\nbatch = 2\nn_clips = 2\ngrade_clips = 2\nthreads = 1
@@ -90,3 +93,6 @@ checkpoint = "{tmp_path / 'video.safetensors'}"\n""")
     grade = read_checkpoint(tmp_path / "video.safetensors")[1]["info"]["grade"]
     assert {"r2_mouth", "emotion_acc", "fvd_truth", "fvd_shuffled_frames", "fvd_blurred"} <= set(grade)
     assert "python -m vasa_lib.train video" in (tmp_path / "video.md").read_text()
+    video_features_main(["--checkpoint", str(tmp_path / "video.safetensors"), "--clips", "2", "--threads", "1",
+                         "--json"])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["fvd_truth"] == grade["fvd_truth"]

@@ -1,5 +1,7 @@
 """A video feature network trained on the world, for the FVD analogue (VASA-1 Sec. 4.1).
 
+    python -m vasa_lib.eval.video_features --json      # the shipped network's grade on test clips
+
 The paper's FVD compares generated and real videos in the feature space of I3D, a video network
 trained on real video (Kinetics). Ours is trained on the world's renders: a 25-frame clip
 (B, 25, 3, H, W) in [0, 1], its central `crop` share (where the head is: at the wide framing the
@@ -25,6 +27,8 @@ distance measures the motion and the image, not who is on screen.
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -34,6 +38,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vasa_lib import paths
+from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.eval.motion import frechet_distance
 from vasa_lib.eval.reader import GROUPS, NAMES, conv_stages, group_r2, renders
 from vasa_lib.motion.latents import WORLD, LatentSet, load_latents
@@ -255,3 +261,20 @@ def grade(net: VideoFeatureNet, n_clips: int = 16, seed: int = 3) -> dict:
         "fvd_truth": round(frechet_video_distance(net, videos, reference), 3),
         "fvd_shuffled_frames": round(frechet_video_distance(net, shuffled, reference), 3),
         "fvd_blurred": round(frechet_video_distance(net, blurred, reference), 3)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vasa_lib.eval.video_features",
+                                     description="The video feature network's grade on test clips (`grade`).")
+    parser.add_argument("--checkpoint", default=str(paths.checkpoint("eval_video_features")))
+    parser.add_argument("--clips", type=int, default=16, help="clips for the FVD checks (twice as many for the read)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    result = {"checkpoint": args.checkpoint, **grade(load_checkpoint(args.checkpoint, VideoFeatureNet), args.clips)}
+    print(json.dumps(result) if args.json else json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
