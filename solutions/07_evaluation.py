@@ -1,16 +1,20 @@
 """Solutions to the exercises of notebook 07 · Evaluation.
 
 Run from the repository root: `python solutions/07_evaluation.py`. Each exercise is one function; its asserts
-check the answer, so a wrong answer fails. About 20 s on a 2-core CPU. Every assert is about the student's
+check the answer, so a wrong answer fails. About 10 s on a 2-core CPU. Every assert is about the student's
 computation or about evaluators checked on known inputs, never about how good a shipped generator is.
 """
 
 import math
 
 import torch
+import torch.nn.functional as F
 
+from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.eval.motion import delta_p, frechet_distance, load_evaluators
+from vasa_lib.eval.pixels import frames_of
 from vasa_lib.eval.realism import detector_accuracy, train_detector
+from vasa_lib.eval.video_features import VideoFeatureNet, frechet_video_distance
 from vasa_lib.motion.latents import WORLD, load_latents
 from vasa_lib.notebook import setup
 from vasa_lib.world.params import FPS
@@ -96,7 +100,28 @@ def exercise_4():
     assert signal > 0.8
 
 
+def check_exercise_5(fvd: dict[int, float]) -> None:
+    """fvd: the pixel FVD to the truth under another motion seed, for each box-blur width (1: none)."""
+    widths = sorted(fvd)
+    assert all(fvd[a] < fvd[b] for a, b in zip(widths, widths[1:])), fvd      # more blur, farther
+    assert fvd[widths[-1]] > 3 * fvd[1], fvd                                   # a strong blur: far
+
+
+def exercise_5():
+    """The pixel FVD sees blur: it grows with the width of a box blur applied to the true renders
+    (the reference, the truth under another motion seed, stays sharp)."""
+    net = load_checkpoint(cfg.checkpoint_dir / "eval_video_features.safetensors", VideoFeatureNet)
+    test, other = load_latents("test", 8, WORLD), load_latents("test", 8, WORLD, motion_seed=1)
+    framing = net.config.framing
+    truth = [frames_of(m, test, i, framing=framing) for i, m in enumerate(test.split("motion"))]
+    reference = [frames_of(m, other, i, framing=framing) for i, m in enumerate(other.split("motion"))]
+    fvd = {w: frechet_video_distance(net, [F.avg_pool2d(v, w, 1, w // 2, count_include_pad=False) for v in truth],
+                                     reference) for w in (1, 3, 5, 9)}
+    print("box-blur width -> FVD:", {w: round(d, 1) for w, d in fvd.items()})
+    check_exercise_5(fvd)
+
+
 if __name__ == "__main__":
-    for exercise in (exercise_1, exercise_2, exercise_3, exercise_4):
+    for exercise in (exercise_1, exercise_2, exercise_3, exercise_4, exercise_5):
         print(f"--- {exercise.__name__}: {exercise.__doc__}")
         exercise()
