@@ -138,16 +138,14 @@ def evaluate_space(space: str, n_clips: int = 8, n_train: int = 16, n_diversity:
     truth_train = train.split("motion")
     truth_test = test.split("motion")
 
-    world_train = load_latents("train", n_train, WORLD)
-    seen_truth_train = [video_net.frame_features(frames_of(m, world_train, i, framing=fvd_framing))
-                        for i, m in enumerate(world_train.split("motion"))]
-    seen_truth_test = [video_net.frame_features(frames_of(m, world_test, i, framing=fvd_framing))
-                       for i, m in enumerate(world_test.split("motion"))]
+    def seen(motions: list[torch.Tensor], world: LatentSet, face: FaceModel | None = face_model) -> list[torch.Tensor]:
+        """What the video network sees of motion made into video at its framing (decoded by `face`,
+        or rendered by the world when None): (T_i, F) per clip."""
+        return [video_net.frame_features(frames_of(m, world, i, face, fvd_framing)) for i, m in enumerate(motions)]
 
-    def seen(motions: list[torch.Tensor], world: LatentSet) -> list[torch.Tensor]:
-        """What the video network sees of motion made into video at its framing: (T_i, F) per clip."""
-        return [video_net.frame_features(frames_of(m, world, i, face_model, fvd_framing))
-                for i, m in enumerate(motions)]
+    world_train = load_latents("train", n_train, WORLD)
+    seen_truth_train = seen(world_train.split("motion"), world_train, face=None)
+    seen_truth_test = seen(world_test.split("motion"), world_test, face=None)
 
     def score(motions: list[torch.Tensor], samples: list[torch.Tensor], train_fake: list[torch.Tensor],
               test_fake: list[torch.Tensor]) -> dict[str, float]:

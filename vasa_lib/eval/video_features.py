@@ -41,6 +41,7 @@ from torch import nn
 from vasa_lib import paths
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.eval.motion import frechet_distance
+from vasa_lib.eval.pixels import frames_of
 from vasa_lib.eval.reader import GROUPS, NAMES, conv_stages, group_r2, renders
 from vasa_lib.motion.latents import WORLD, LatentSet, load_latents
 from vasa_lib.optim import one_cycle, param_groups
@@ -165,13 +166,6 @@ def frechet_video_distance(net: VideoFeatureNet, videos: Sequence[torch.Tensor],
     return frechet_distance(video_features(net, videos, stride), ref)
 
 
-def render_truth(latents: LatentSet, i: int, config: VideoFeatureConfig, device: str = "cpu") -> torch.Tensor:
-    """Clip i of a WORLD LatentSet rendered with its true parameters: (T, 3, S, S) at the config's framing."""
-    s, e = latents.offsets[i], latents.offsets[i + 1]
-    ids = latents.identity_id[i].repeat(e - s)
-    return renders(ids, latents.motion[s:e].to(device), config.render_size, config.framing)
-
-
 def draw_windows(latents: LatentSet, n: int, generator: torch.Generator) -> list[tuple[int, int]]:
     """n random (clip, first frame) pairs of 25-frame windows."""
     lengths = torch.tensor(latents.lengths())
@@ -252,8 +246,10 @@ def grade(net: VideoFeatureNet, n_clips: int = 16, seed: int = 3) -> dict:
     read = torch.cat(pred).flatten(0, 1) * net.std + net.mean
     r2 = group_r2(read, params.flatten(0, 1))
     reseeded = load_latents("test", n_clips, WORLD, motion_seed=1)
-    videos = [render_truth(test, i, net.config) for i in range(n_clips)]
-    reference = video_features(net, [render_truth(reseeded, i, net.config) for i in range(n_clips)])
+    c = net.config
+    videos, reference = ([frames_of(m, latents, i, framing=c.framing, size=c.render_size)
+                          for i, m in enumerate(latents.split("motion")[:n_clips])] for latents in (test, reseeded))
+    reference = video_features(net, reference)
     shuffled = [v[torch.randperm(len(v), generator=generator)] for v in videos]
     blurred = [F.avg_pool2d(v, 5, stride=1, padding=2, count_include_pad=False) for v in videos]
     return {"r2_" + g: round(r2[g], 4) for g in GROUPS} | {
