@@ -6,8 +6,8 @@ On the world, where the truth is known: write train clips 0..n_train-1 (the conf
 them as any video folder (`vasa_lib.real.ingest`), and train the face model of
 `configs/face_video.toml` twice from the same seed for the same steps:
 - `labels`: on the world's own renders of the same clips, with the world's pose labels;
-- `video`: on the ingested crops of the same clips, with the pose estimated from the detector's
-  keypoints (`vasa_lib.real.headpose`), as a real-video run must.
+- `video`: on the ingested crops of the same clips, with the pose estimated from the face's
+  landmarks as the crop shows it (`vasa_lib.real.labels`), as a real-video run must.
 Both are graded by `python -m vasa_lib.eval.face` on held-out people (pose_probe_r2, swap_psnr,
 transfer_r2, ...). Prints and writes one JSON object.
 """

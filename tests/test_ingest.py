@@ -1,5 +1,5 @@
 """The real-video path on videos we can make: detection, framing, ingestion with its reasons,
-resuming, the pose estimate, and a tiny end-to-end run (ingest -> face -> latents -> motion ->
+resuming, the landmark labels, and a tiny end-to-end run (ingest -> face -> latents -> motion ->
 generate)."""
 
 import json
@@ -16,9 +16,9 @@ import torch
 from vasa_lib import train
 from vasa_lib.eval.probes import r2_per_column
 from vasa_lib.real import ingest as ingest_module
+from vasa_lib.real import labels
 from vasa_lib.real.dataset import load_dataset
 from vasa_lib.real.detect import anchors, detect_faces
-from vasa_lib.real.headpose import estimate_pose
 from vasa_lib.real.ingest import (
     FACE_OFFSET,
     FACE_SHARE,
@@ -101,6 +101,7 @@ def test_kept_clips_are_complete_training_material(dataset):
         assert clip.frames.shape[1:] == (128, 128, 3) and clip.frames.dtype == np.uint8
         assert len(clip.audio) == 640 * len(clip.frames) and np.abs(clip.audio).max() > 0.01
         assert clip.pose.shape == (len(clip.frames), 6) and np.isfinite(clip.pose).all()
+        assert clip.landmarks.shape == (len(clip.frames), 478, 3) and np.isfinite(clip.video_params).all()
     assert {c.person for c in clips} == {"person10107", "person10113", "photo", "two_shots"}
 
 
@@ -159,7 +160,7 @@ def test_frames_without_a_face_get_keypoints_from_their_neighbours(tmp_path):
     summary = ingest(tmp_path / "videos", tmp_path / "out", IngestConfig(cut=1.0), progress=False)
     assert summary["clips_kept"] == 1
     (kept,) = load_dataset(tmp_path / "out")
-    assert np.isfinite(kept.keypoints).all() and np.isfinite(kept.pose).all()
+    assert np.isfinite(kept.keypoints).all() and np.isfinite(kept.landmarks).all() and np.isfinite(kept.pose).all()
 
 
 @pytest.mark.parametrize("name, video_start, audio_start", [("late.mkv", 0.52, 0.52), ("audio_late.mp4", 0.0, 0.3),
@@ -219,10 +220,38 @@ def test_command_line_options_follow_the_settings_types(tmp_path, monkeypatch):
     assert given[1].sync is True and given[1].strict is False and given[1].size == 128
 
 
-def test_pose_estimate_follows_the_head_on_test_people():
-    points, pose = train.render_keypoints("test", 200, 128, seed=5)
-    r2 = r2_per_column(torch.from_numpy(estimate_pose(points, 128)), torch.from_numpy(pose))
-    assert r2[0] > 0.8 and r2[5] > 0.8          # yaw and distance, the controls a user sees most
+def test_landmark_labels_follow_the_head_on_test_people():
+    points, truth = train.render_landmarks("test", 120, 256, seed=5)
+    r2 = dict(zip(labels.PARAM_NAMES, r2_per_column(torch.from_numpy(labels.estimate(points, (256, 256))).double(),
+                                                    torch.from_numpy(truth).double()).tolist()))
+    assert min(r2["yaw"], r2["roll"], r2["distance"]) > 0.9, r2
+    assert min(r2["pitch"], r2["tx"], r2["gaze_yaw"]) > 0.6, r2
+
+
+def test_the_video_estimate_finds_where_the_head_is_and_the_crop_hides_it(tmp_path):
+    # the same clip at distance 1, whole and shrunk to half the frame's height at its left edge:
+    # in the crop both heads look alike; in the video the small one is twice as far and to the left
+    clip = make_clip(3, "test", distance=1.0)
+    world_video(clip, tmp_path / "videos" / "whole.mp4", size=256, seconds=2)
+    world_video(clip, tmp_path / "videos" / "small.mp4", size=128, canvas=256, offset=(0, 64), seconds=2)
+    ingest(tmp_path / "videos", tmp_path / "out", progress=False)
+    whole, small = sorted(load_dataset(tmp_path / "out"), key=lambda c: c.person, reverse=True)
+    distance, x = labels.PARAM_NAMES.index("distance"), labels.PARAM_NAMES.index("tx")
+    assert abs(np.median(whole.video_params[:, distance]) - 1.0) < 0.1
+    assert abs(np.median(small.video_params[:, distance]) - 2.0) < 0.25
+    assert np.median(small.video_params[:, x]) < np.median(whole.video_params[:, x]) - 0.15
+    assert abs(np.median(small.params[:, distance]) - np.median(whole.params[:, distance])) < 0.15
+
+
+def test_clips_of_an_older_ingestion_are_refused_with_the_way_out(dataset, tmp_path):
+    out, _ = dataset
+    shutil.copytree(out, tmp_path / "old")
+    for file in (tmp_path / "old" / "clips").glob("*.npz"):
+        arrays = dict(np.load(file))
+        del arrays["landmarks"]
+        np.savez(file, **arrays)
+    with pytest.raises(ValueError, match="older ingestion.*ingest"):
+        load_dataset(tmp_path / "old")
 
 
 def test_tiny_end_to_end_run_on_ingested_video(dataset, tmp_path):

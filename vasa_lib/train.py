@@ -470,50 +470,52 @@ def train_video_features(config_path: str, overrides: dict[str, Any] | None = No
                   config_path, command)
 
 
-def render_keypoints(split: str, n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints (m, 6, 2) detected on n renders of a split's people in natural poses, and the
-    poses (m, 6) of the m renders where exactly one face was found."""
+def render_landmarks(split: str, n: int, size: int, seed: int,
+                     wide_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Landmarks (m, 478, 3) on n renders of a split's people in natural poses and expressions,
+    the head turned uniformly over the middle half of each rotation's range in a `wide_share` of
+    them, and their parameters (m, 17), for the m renders where exactly one face was found."""
     from vasa_lib.real.detect import detect_faces
+    from vasa_lib.real.landmarks import face_landmarks
     from vasa_lib.video import to_uint8_frames
     from vasa_lib.world.clips import natural_motion
     from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
+    from vasa_lib.world.params import POSE_LIMITS, pose_index
     from vasa_lib.world.renderer import render
 
     rng = np.random.default_rng(seed)
     pose, dynamics = natural_motion(split, n, n_clips=32, seed=seed)
+    wide, turns = int(wide_share * n), [pose_index(name) for name in ("yaw", "pitch", "roll")]
+    pose[:wide, turns] = torch.from_numpy(rng.uniform(-0.5, 0.5, (wide, 3))).float() * POSE_LIMITS[turns, 1]
     ids = rng.choice(IDENTITY_SPLITS[split], n)
-    images = render(identity_from_id(ids.tolist()), torch.as_tensor(pose), torch.as_tensor(dynamics), size=size)
+    images = render(identity_from_id(ids.tolist()), pose, dynamics, size=size)
     points, kept = [], []
     for i, image in enumerate(to_uint8_frames(images)):
         faces = detect_faces(image)
         if len(faces) == 1:
-            points.append(faces[0].keypoints)
+            points.append(face_landmarks(image, faces[0].box)[0])
             kept.append(i)
-    return np.stack(points), np.asarray(pose)[kept]
+    return np.stack(points), torch.cat([pose, dynamics], 1).numpy()[kept]
 
 
-def train_headpose(n_train: int = 3000, n_test: int = 600, size: int = 128, ridge: float = 1e-4,
-                   seed: int = 0) -> dict:
-    """Fit the keypoint head-pose estimator (`vasa_lib.real.headpose`) on renders of train people,
-    grade it on test people (R^2 per pose column) and save both to its `WEIGHTS`; returns the report."""
+def train_labels(n_train: int = 3000, n_test: int = 600, size: int = 256, ridge: float = 1e-4,
+                 wide_share: float = 0.5, seed: int = 0) -> dict:
+    """Fit the landmark regression of `vasa_lib.real.labels` on renders of train people (a
+    `wide_share` of them turned over wider ranges than natural motion, so that the regression
+    sees each rotation apart from the others), grade it on test people in natural poses (R^2 per
+    parameter) and save both to its `WEIGHTS`; returns the report."""
     from vasa_lib.eval.probes import r2_per_column
-    from vasa_lib.real import headpose
-    from vasa_lib.world.params import POSE_NAMES
+    from vasa_lib.real import labels
 
-    points, pose = render_keypoints("train", n_train, size, seed)
-    raw = headpose.features(points, size)
-    mean, std = raw.mean(0), raw.std(0) + 1e-9
-    x = headpose.design(raw, mean, std)
-    weights = np.linalg.solve(x.T @ x + ridge * len(x) * np.eye(x.shape[1]), x.T @ pose)
-    test_points, test_pose = render_keypoints("test", n_test, size, seed + 1)
-    x_test = headpose.design(headpose.features(test_points, size), mean, std)
-    r2 = r2_per_column(torch.from_numpy(x_test @ weights), torch.from_numpy(test_pose))
-    report = {"command": "python -m vasa_lib.train headpose", "n_train": len(points), "n_test": len(test_points),
-              "size": size, "ridge": ridge, "seed": seed,
-              "test_r2": {name: round(float(v), 4) for name, v in zip(POSE_NAMES, r2)},
-              "mean": mean.round(6).tolist(), "std": std.round(6).tolist(), "weights": weights.round(6).tolist()}
-    headpose.WEIGHTS.write_text(json.dumps(report, indent=1))
-    headpose.fitted.cache_clear()
+    points, params = render_landmarks("train", n_train, size, seed, wide_share)
+    fitted = labels.fit(labels.features(points, (size, size)), params, ridge)
+    test_points, test_params = render_landmarks("test", n_test, size, seed + 1)
+    predicted = labels.predict(labels.features(test_points, (size, size)), fitted)
+    r2 = r2_per_column(torch.from_numpy(predicted), torch.from_numpy(test_params.astype(np.float64)))
+    report = {"command": "python -m vasa_lib.train labels", "n_train": len(points), "n_test": len(test_points),
+              "size": size, "ridge": ridge, "wide_share": wide_share, "seed": seed,
+              "test_r2": {name: round(float(v), 4) for name, v in zip(labels.PARAM_NAMES, r2)}}
+    labels.save(fitted, report)
     return report
 
 
@@ -559,7 +561,7 @@ def main(argv: list[str] | None = None) -> None:
     video = sub.add_parser("video", help="the video feature network of the FVD analogue (vasa_lib.eval.video_features)")
     video.add_argument("--config", default="configs/video_features.toml")
     video.add_argument("--checkpoint", help="override [train] checkpoint")
-    sub.add_parser("headpose", help="the keypoint head-pose estimator for real video (vasa_lib.real.headpose)")
+    sub.add_parser("labels", help="pose and face parameters from landmarks, for real video (vasa_lib.real.labels)")
     for video_trained in (face, ident, motion):
         video_trained.add_argument("--data", help="train on this folder of ingested video "
                                    "(python -m vasa_lib.real.ingest) instead of the world")
@@ -589,9 +591,9 @@ def main(argv: list[str] | None = None) -> None:
             train_reader(args.config, overrides, command, args.out)
     elif args.model == "video":
         train_video_features(args.config, {"checkpoint": args.checkpoint} if args.checkpoint else {}, command)
-    elif args.model == "headpose":
-        report = train_headpose()
-        print(json.dumps({k: v for k, v in report.items() if k not in ("mean", "std", "weights")}, indent=1))
+    elif args.model == "labels":
+        report = train_labels()
+        print(json.dumps(report, indent=1))
     else:
         overrides = {"checkpoint": args.checkpoint} if args.checkpoint else {}
         train_identity(args.config, overrides, command, args.data)

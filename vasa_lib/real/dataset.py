@@ -1,10 +1,11 @@
 """Training sets from an ingested folder (`vasa_lib.real.ingest`): the real-video counterparts of
 the world's datasets, for `python -m vasa_lib.train face|identity|motion --data FOLDER`.
 
-No world labels exist there. The face model's pose label is the keypoint estimate
-(`headpose.estimate_pose`); the identity network learns that clips of one person (one folder or
-file of the video folder) show the same face; the motion generator's controls are what video
-gives: the head distance from the estimate, gaze straight ahead and a neutral emotion.
+No world labels exist there: they are estimated from the face's landmarks (`labels.estimate`).
+The face model's pose label is the head as the crop shows it (`VideoClip.pose`); the identity
+network learns that clips of one person (one folder or file of the video folder) show the same
+face; the motion generator's controls are what video gives: the head's distance to the camera
+and the gaze, estimated in the whole video (`VideoClip.video_params`), and a neutral emotion.
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ import torch
 from einops import rearrange
 from torch.utils.data import DataLoader, Dataset
 
-from vasa_lib.real.headpose import estimate_pose
+from vasa_lib.real import labels
+from vasa_lib.real.ingest import CLIP_FORMAT
+from vasa_lib.world.params import POSE_DIM
 
 
 @dataclass
 class VideoClip:
-    """One ingested clip: frames (T, S, S, 3) uint8, audio (T * 640,) float32, keypoints (T, 6, 2)
-    in crop pixels, its person's name and number in the dataset."""
+    """One ingested clip: frames (T, S, S, 3) uint8, audio (T * 640,) float32, the detector's
+    keypoints (T, 6, 2) and the landmarks (T, 478, 3) in crop pixels, the crop (T, 3) centre x, y
+    and side in the video's pixels, the video's frame size (W, H), its person's name and number
+    in the dataset."""
 
     name: str
     person: str
@@ -33,11 +38,29 @@ class VideoClip:
     frames: np.ndarray
     audio: np.ndarray
     keypoints: np.ndarray
+    landmarks: np.ndarray
+    crop: np.ndarray
+    frame_size: tuple[int, int]
+
+    @property
+    def params(self) -> np.ndarray:
+        """The world's 17 parameters (T, 17) estimated as the crop shows the head (`labels.PARAM_NAMES`)."""
+        size = self.frames.shape[1]
+        return labels.estimate(self.landmarks, (size, size))
 
     @property
     def pose(self) -> np.ndarray:
-        """The estimated head pose (T, 6) in the world's units."""
-        return estimate_pose(self.keypoints, self.frames.shape[1])
+        """The head pose (T, 6) in the world's units, as the crop shows it: the face model's label."""
+        return self.params[:, :POSE_DIM]
+
+    @property
+    def video_params(self) -> np.ndarray:
+        """The 17 parameters (T, 17) estimated in the whole video (the landmarks taken back through
+        the crop): where the head is in the picture and how near the camera, which the crop hides."""
+        scale = self.crop[:, 2, None, None] / self.frames.shape[1]
+        points = self.landmarks * scale
+        points[..., :2] += self.crop[:, None, :2] - self.crop[:, None, 2:] / 2
+        return labels.estimate(points, self.frame_size)
 
     def images(self, pick: torch.Tensor | slice = slice(None)) -> torch.Tensor:
         """Frames `pick` as (K, 3, S, S) float in [0, 1]."""
@@ -56,9 +79,13 @@ def load_dataset(folder: str | Path) -> list[VideoClip]:
         raise ValueError(f"ingestion kept no clip in {folder} (see its summary.json for the reasons)")
     files = [folder / "clips" / f"{name}.npz" for name in kept]
     loaded = [dict(np.load(f)) for f in files]
+    if any("landmarks" not in d for d in loaded):
+        raise ValueError(f"{folder} holds clips of an older ingestion, without landmarks (format {CLIP_FORMAT} has "
+                         f"them): run {run} again, which ingests every video again")
     people = sorted({str(d["person"]) for d in loaded})
     return [VideoClip(f.stem, str(d["person"]), people.index(str(d["person"])), d["frames"], d["audio"],
-                      d["keypoints"]) for f, d in zip(files, loaded)]
+                      d["keypoints"], d["landmarks"], d["crop"], tuple(int(v) for v in d["frame_size"]))
+            for f, d in zip(files, loaded)]
 
 
 class VideoFrameTuples(Dataset):

@@ -19,8 +19,10 @@ twice with PyAV, so memory holds a few frames whatever the video's length:
 
 A kept clip is one file `clips/{name}.npz`: frames (T, size, size, 3) uint8 at 25 fps, audio
 (T * 640,) float32 at 16 kHz, crop (T, 3) its centre x, y and side in the video's pixels,
-keypoints (T, 6, 2) in crop pixels (in frames without a face, filled from their neighbours), person
-(the folder or file it came from). Every file is written whole or not at all; each video's outcome
+frame_size (2,) the video's width and height, the detector's keypoints (T, 6, 2) and the face's
+landmarks (T, 478, 3) (`landmarks.face_landmarks`, found on the whole frame: more pixels than the
+crop's) in crop pixels (in frames without a face, filled from their neighbours), person (the
+folder or file it came from). Every file is written whole or not at all; each video's outcome
 is recorded in `videos/{key}.json` (`video_key`: its path, content and the settings) once all its
 clips are written, so an interrupted run resumes where it stopped, and `summary.json` lists what
 was kept and why the rest was not. A file that cannot be decoded is recorded as "unreadable"; a
@@ -46,6 +48,7 @@ from tqdm.auto import tqdm
 
 from vasa_lib.paths import write_atomic
 from vasa_lib.real.detect import detect_faces
+from vasa_lib.real.landmarks import POINTS, face_landmarks
 from vasa_lib.video import to_uint8_frames
 from vasa_lib.world.params import FPS, SAMPLE_RATE
 
@@ -56,6 +59,7 @@ HOP = SAMPLE_RATE // FPS
 # frame's side, and the box centre's offset from the frame centre, in units of the frame's side.
 FACE_SHARE = 0.37
 FACE_OFFSET = (0.0, 0.05)
+CLIP_FORMAT = 2                  # what a clip file holds: 2 added the landmarks and the frame size
 REASONS = {
     "unreadable": "the file cannot be decoded as a video",
     "read error": "the file could not be read this time (tried again on the next run)",
@@ -242,29 +246,45 @@ def world_framing(n_people: int = 64, size: int = 256) -> tuple[float, tuple[flo
     return float(np.mean([f.size / size for f in faces])), (float(offset[0]), float(offset[1]))
 
 
-def crop_pieces(path: Path, plan: list[tuple[int, int, np.ndarray]], size: int, n: int) -> list[np.ndarray]:
+def crop_pieces(path: Path, plan: list[tuple[int, int, np.ndarray]], boxes: np.ndarray, size: int,
+                n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Pass 2 over a video of n frames: for each planned piece (start, stop, crop track (stop -
-    start, 3)) its crops (stop - start, size, size, 3) uint8. OSError if the video does not give
-    the n frames of pass 1 again (it changed while it was read)."""
-    frames = [np.empty((stop - start, size, size, 3), np.uint8) for start, stop, _ in plan]
+    start, 3)) its crops (stop - start, size, size, 3) uint8 and the face's landmarks
+    (stop - start, 478, 3) in the video's pixels (`landmarks.face_landmarks` on the whole frame,
+    in the face box (T, 4) of pass 1; NaN where pass 1 found no face). OSError if the video does
+    not give the n frames of pass 1 again (it changed while it was read)."""
+    pieces = [(np.empty((stop - start, size, size, 3), np.uint8), np.full((stop - start, POINTS, 3), np.nan))
+              for start, stop, _ in plan]
     count = 0
     for t, image in enumerate(resampled_frames(path)):
-        for k, (start, stop, track) in enumerate(plan):
+        for (start, stop, track), (frames, points) in zip(plan, pieces):
             if start <= t < stop:
-                frames[k][t - start] = crop(image, *track[t - start], size)
+                frames[t - start] = crop(image, *track[t - start], size)
+                if not np.isnan(boxes[t]).any():
+                    points[t - start] = face_landmarks(image, boxes[t])[0]
         count = t + 1
     if count != n:
         raise OSError(f"{path.name} gave {count} frames on its second reading and {n} on its first")
-    return frames
+    return pieces
+
+
+def to_crop(points: np.ndarray, track: np.ndarray, size: int) -> np.ndarray:
+    """Points (T, K, D) in the video's pixels (x, y, then any depth in the same scale) -> in the
+    pixels of the `size` crops of track (T, 3)."""
+    scale = size / track[:, 2, None, None]
+    moved = points.copy()
+    moved[..., :2] -= track[:, None, :2]
+    return moved * scale + np.r_[size / 2, size / 2, np.zeros(points.shape[-1] - 2)]
 
 
 def video_key(path: Path, root: Path, config: IngestConfig) -> str:
-    """A file name for a video's record: its path below root, and a hash of that path, its content
-    and the settings (an edited video, or other settings, ingest again; a copy does not)."""
+    """A file name for a video's record: its path below root, and a hash of that path, its content,
+    the settings and `CLIP_FORMAT` (an edited video, other settings or clips of an older format
+    ingest again; a copy does not)."""
     rel = path.relative_to(root).as_posix()
     with open(path, "rb") as f:
         content = hashlib.file_digest(f, "sha256").hexdigest()
-    settings = json.dumps(asdict(config), sort_keys=True)
+    settings = json.dumps({**asdict(config), "format": CLIP_FORMAT}, sort_keys=True)
     digest = hashlib.sha256(f"{rel}|{content}|{settings}".encode()).hexdigest()[:10]
     return f"{rel.rsplit('.', 1)[0].replace('/', '__')}-{digest}"
 
@@ -298,17 +318,17 @@ def ingest_video(path: Path, root: Path, out: Path, config: IngestConfig, key: s
                 record["rejected"].append({"start": start, "stop": stop, "reason": reason})
             else:
                 plan.append((start, stop, crop_track(found.boxes[start:stop], config.smooth_seconds * FPS)))
-        frames = crop_pieces(path, plan, config.size, n) if plan else []
+        cropped = crop_pieces(path, plan, found.boxes, config.size, n) if plan else []
     except OSError as error:                # first: PyAV's errors of the file system are OSErrors too
         return {**record, "rejected": [{"reason": "read error", "detail": str(error)}]}
     except (av.error.FFmpegError, Unreadable) as error:
         return {**record, "rejected": [{"reason": "unreadable", "detail": str(error)}]}
-    for k, (start, stop, track) in enumerate(plan):
+    for k, ((start, stop, track), (frames, landmarks)) in enumerate(zip(plan, cropped)):
         name = f"{key}-{k:03d}"
-        scale = config.size / track[:, 2:3, None]
-        points = (fill_gaps(found.keypoints[start:stop]) - track[:, None, :2]) * scale + config.size / 2
-        arrays = {"frames": frames[k], "audio": audio[start * HOP: stop * HOP].astype(np.float32),
-                  "crop": track.astype(np.float32), "keypoints": points.astype(np.float32),
+        arrays = {"frames": frames, "audio": audio[start * HOP: stop * HOP].astype(np.float32),
+                  "crop": track.astype(np.float32), "frame_size": np.array(found.frame_size),
+                  "keypoints": to_crop(fill_gaps(found.keypoints[start:stop]), track, config.size).astype(np.float32),
+                  "landmarks": to_crop(fill_gaps(landmarks), track, config.size).astype(np.float32),
                   "person": np.array(record["person"])}
         write_atomic(out / "clips" / f"{name}.npz", lambda tmp, a=arrays: np.savez(tmp, **a))
         record["kept"].append({"clip": name, "start": start, "stop": stop})
