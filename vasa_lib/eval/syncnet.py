@@ -82,10 +82,11 @@ class SyncNet(nn.Module):
         return (self.embed_audio(rearrange(a, "n c f -> n f c")), self.embed_mouth(rearrange(m, "n c f -> n f c")))
 
     @torch.no_grad()
-    def distance_curve(self, mel: torch.Tensor, dynamics: torch.Tensor) -> torch.Tensor:
-        """d(o) for o = -N .. N (2N + 1,): mean distance between audio window t and mouth window t + o."""
+    def distance_curve(self, mel: torch.Tensor, dynamics: torch.Tensor, max_offset: int | None = None) -> torch.Tensor:
+        """d(o) for o = -N .. N (2N + 1,): mean distance between audio window t and mouth window t + o;
+        N = max_offset, by default the config's."""
         a, m = self.frame_embeddings(mel, dynamics)
-        n, big = self.config.max_offset, len(a)
+        n, big = max_offset or self.config.max_offset, len(a)
         if big <= 2 * n:
             raise ValueError(f"a clip needs more than {2 * n + self.config.frames - 1} frames to search +-{n} offsets")
         t = torch.arange(n, big - n)                            # frames with every offset inside the clip

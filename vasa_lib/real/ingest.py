@@ -48,7 +48,9 @@ from tqdm.auto import tqdm
 
 from vasa_lib.paths import write_atomic
 from vasa_lib.real.detect import detect_faces
+from vasa_lib.real.labels import estimate
 from vasa_lib.real.landmarks import POINTS, face_landmarks
+from vasa_lib.real.speaker import MIN_CONFIDENCE, Sync, audio_visual_sync, frames_needed, in_step
 from vasa_lib.video import to_uint8_frames
 from vasa_lib.world.params import FPS, SAMPLE_RATE
 
@@ -69,6 +71,8 @@ REASONS = {
     "several faces": "more than one face is found in too many frames",
     "face too small": "the face is smaller than min_face pixels",
     "too short": "the shot is shorter than min_seconds",
+    "not in sync": "the voice does not move the mouth on screen (a voice-over, a speaker off screen, a still "
+                   "photograph) or is more than 0.5 s out of step",
 }
 
 
@@ -77,7 +81,9 @@ class IngestConfig:
     """size: crop side in pixels; min_seconds, max_seconds: clip length; min_face: smallest face
     box side, in the video's pixels; face_share: share of frames that must show exactly one face;
     cut: mean absolute thumbnail difference (0..1) that marks a shot change; silence: RMS below
-    which audio counts as silent; smooth_seconds: time scale of the crop's smoothing."""
+    which audio counts as silent; smooth_seconds: time scale of the crop's smoothing; min_sync:
+    audio-visual sync confidence below which a piece is refused as not its speaker's
+    (`speaker.audio_visual_sync`; 0 keeps every piece and corrects no offset)."""
 
     size: int = 128
     min_seconds: float = 2.0
@@ -87,6 +93,7 @@ class IngestConfig:
     cut: float = 0.2
     silence: float = 1e-3
     smooth_seconds: float = 2.0
+    min_sync: float = MIN_CONFIDENCE
 
 
 class Unreadable(ValueError):
@@ -324,15 +331,31 @@ def ingest_video(path: Path, root: Path, out: Path, config: IngestConfig, key: s
     except (av.error.FFmpegError, Unreadable) as error:
         return {**record, "rejected": [{"reason": "unreadable", "detail": str(error)}]}
     for k, ((start, stop, track), (frames, landmarks)) in enumerate(zip(plan, cropped)):
+        points = to_crop(fill_gaps(landmarks), track, config.size)
+        sync = judge_sync(points, audio, start, stop, config)
+        if sync and sync.confidence < config.min_sync:
+            record["rejected"].append({"start": start, "stop": stop, "reason": "not in sync",
+                                       "sync_confidence": round(sync.confidence, 3)})
+            continue
+        offset = sync.offset if sync else 0
         name = f"{key}-{k:03d}"
-        arrays = {"frames": frames, "audio": audio[start * HOP: stop * HOP].astype(np.float32),
+        arrays = {"frames": frames, "audio": in_step(audio, start, stop, offset).astype(np.float32),
                   "crop": track.astype(np.float32), "frame_size": np.array(found.frame_size),
                   "keypoints": to_crop(fill_gaps(found.keypoints[start:stop]), track, config.size).astype(np.float32),
-                  "landmarks": to_crop(fill_gaps(landmarks), track, config.size).astype(np.float32),
-                  "person": np.array(record["person"])}
+                  "landmarks": points.astype(np.float32), "person": np.array(record["person"])}
         write_atomic(out / "clips" / f"{name}.npz", lambda tmp, a=arrays: np.savez(tmp, **a))
-        record["kept"].append({"clip": name, "start": start, "stop": stop})
+        record["kept"].append({"clip": name, "start": start, "stop": stop, "sync_offset": offset,
+                               **({"sync_confidence": round(sync.confidence, 3)} if sync else {})})
     return record
+
+
+def judge_sync(points: np.ndarray, audio: np.ndarray, start: int, stop: int, config: IngestConfig) -> Sync | None:
+    """The audio-visual sync of a piece from its landmarks (T, 478, 3) in crop pixels and the
+    video's whole sound track, or None where it is not judged (min_sync 0, or a piece shorter
+    than `speaker.frames_needed`)."""
+    if config.min_sync <= 0 or stop - start < frames_needed():
+        return None
+    return audio_visual_sync(estimate(points, (config.size, config.size)), audio[start * HOP: stop * HOP])
 
 
 def find_videos(folder: Path) -> list[Path]:

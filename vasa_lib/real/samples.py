@@ -136,8 +136,9 @@ def flash_and_beep(path: Path, video_start: float, audio_start: float, at: float
 
 
 def make_sample_folder(folder: str | Path, clips: list[Clip]) -> dict[str, str | None]:
-    """A folder of test videos: each world clip in a person folder of its own, the photograph,
-    then one video for each reason of refusal (the first clip made silent, short, small, ...).
+    """A folder of test videos: each world clip in a person folder of its own, then one video for
+    each reason of refusal (the photograph, whose mouth does not move with its voice; the first
+    clip made silent, short, small, ...).
     Returns the expected outcome of each file (its relative path): None for kept, or the rejection
     reason; "two_shots.mp4" (the first two clips cut together) gives two kept clips."""
     folder = Path(folder)
@@ -147,7 +148,7 @@ def make_sample_folder(folder: str | Path, clips: list[Clip]) -> dict[str, str |
         world_video(clip, folder / name)
         expected[name] = None
     moving_photo_video(folder / "photo.mp4")
-    expected["photo.mp4"] = None
+    expected["photo.mp4"] = "not in sync"             # a still photograph with a voice laid over it
     moving_photo_video(folder / "two_faces.mp4", copies=2)
     expected["two_faces.mp4"] = "several faces"
     faceless_video(folder / "no_face.mp4")
