@@ -11,10 +11,14 @@ import numpy as np
 import torch
 
 from vasa_lib.notebook import setup
+from vasa_lib.real.dataset import VideoClip
 from vasa_lib.real.ingest import IngestConfig, crop_track, ingest, scan
+from vasa_lib.real.labels import PARAM_NAMES
+from vasa_lib.real.own_video import look_at
 from vasa_lib.real.samples import moving_photo_video, two_shot_video, world_video
-from vasa_lib.world.clips import load_clip
-from vasa_lib.world.params import FPS
+from vasa_lib.video import write_video
+from vasa_lib.world.clips import load_clip, make_clip, render_clip
+from vasa_lib.world.params import FPS, pose_index
 
 cfg = setup(seed=0)
 torch.set_num_threads(1)
@@ -86,8 +90,40 @@ def exercise_3():
     check_exercise_3(wobble, stray)
 
 
+def turned_at(clip: VideoClip, threshold: float = 0.15) -> float | None:
+    """The first time (s from the clip's start) at which the yaw estimated in the whole video passes `threshold`
+    (a turn to the subject's own left: the nose goes to the image's right, yaw > 0), or None if it never does."""
+    yaw = clip.video_params[:, PARAM_NAMES.index("yaw")]
+    passed = np.flatnonzero(yaw > threshold)
+    return float(passed[0] / FPS) if len(passed) else None
+
+
+def turning_video(path: Path, at: float = 2.0) -> float:
+    """A world clip written as a video whose head turns to the subject's left at `at` s (over 0.4 s, to a yaw of
+    0.4) and holds; returns the time at which its true yaw passes 0.15."""
+    clip = make_clip(6, "test", text="I look at the camera, then I turn my head to the left, and I stay there.")
+    t = np.arange(clip.n_frames) / FPS
+    clip.pose[:, pose_index("yaw")] = 0.4 * np.clip((t - at) / 0.4, 0, 1)
+    write_video(path, render_clip(clip, size=256), clip.audio)
+    return float(t[np.argmax(clip.pose[:, pose_index("yaw")] > 0.15)])
+
+
+def check_exercise_4(turned_at) -> None:
+    """`turned_at` finds a world head's turn at the time it happened, within 0.2 s."""
+    truth = turning_video(videos.parent / "turn" / "turn.mp4")
+    look = look_at(videos.parent / "turn" / "turn.mp4", IngestConfig(max_seconds=30.0))
+    found = turned_at(look.clips[0])
+    print(f"the head turns at {truth:.2f} s; turned_at says {found}")
+    assert found is not None and abs(found - truth) < 0.2
+
+
+def exercise_4():
+    """The yaw estimated from the landmarks passes 0.15 within a frame or two of the true turn."""
+    check_exercise_4(turned_at)
+
+
 if __name__ == "__main__":
     make_videos()
-    for exercise in (exercise_1, exercise_2, exercise_3):
+    for exercise in (exercise_1, exercise_2, exercise_3, exercise_4):
         print(f"--- {exercise.__name__}: {exercise.__doc__}")
         exercise()

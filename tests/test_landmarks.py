@@ -56,7 +56,7 @@ def test_a_mirrored_face_reads_as_turned_and_looking_the_other_way():
 
 
 def test_the_label_grade_on_ingested_world_video(capsys):
-    from vasa_lib.eval.video_labels import main
+    from vasa_lib.real.grade import main
 
     main(["--clips", "2", "--json"])
     result = json.loads(capsys.readouterr().out)

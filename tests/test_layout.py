@@ -14,9 +14,10 @@ FLOORS = [
     {"__init__", "paths"},                               # where files are, the version
     {"world", "checkpoint", "optim", "run_config"},      # the synthetic world; saving, schedules, configs
     {"video", "audio"},                                  # video files; audio features
-    {"real", "face"},                                    # real video ingested; the face latent model
+    {"face"},                                            # the face latent model
     {"motion"},                                          # the motion generator
     {"eval"},                                            # evaluators and metrics
+    {"real"},                                            # real video: ingested, labelled, judged by the evaluators
     {"pipeline", "notebook"},                            # portrait + speech -> video; notebook helpers
     {"demo", "generate", "train"},                       # what a user runs
 ]

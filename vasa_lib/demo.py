@@ -10,6 +10,8 @@ when the page opens, so "Generate" works on the first click. Controls: gaze, hea
 emotion, guidance scales, sampling steps, seed, motion intensity. "Generate" makes the whole clip
 (offline mode); "Stream" shows the frames as they are made, window by window (streaming mode).
 Both give the video with its sound and a plot of the generated head pose and mouth opening.
+"Your own video" takes a webcam recording or an upload through the real-video path (notebook
+09): what ingestion keeps or refuses, the crops with their landmarks, and the labels over time.
 
 Every outcome is written in the status line beside the video: what was made, or why nothing was
 (no portrait, no speech, unreadable audio, speech too long, unknown voice, ...). A request never
@@ -182,6 +184,25 @@ def failure(err: Exception) -> str:
     return f"**Error:** {message}"
 
 
+def look_at_video(path: str | None) -> tuple[Figure | None, str]:
+    """The "Your own video" panel: ingest a recorded or uploaded video alone, as training data
+    would be (`real.own_video.look_at`), and draw its crops, landmarks and labels over time."""
+    if not path:
+        return None, "Record or upload a video first."
+    try:
+        from vasa_lib.real.ingest import REASONS
+        from vasa_lib.real.own_video import look_at, look_figure
+
+        look = look_at(path)
+    except (ImportError, ValueError) as err:
+        return None, failure(ValueError(str(err)))
+    if not look.clips:
+        reasons = "; ".join(f"{r}: {REASONS[r]}" for r in dict.fromkeys(look.refusals))
+        return None, f"Ingestion kept nothing of this video. {reasons}"
+    return look_figure(look), (f"Kept {len(look.clips)} clip(s). Turning to your left raises the yaw; "
+                               "jaw_open moves while you speak.")
+
+
 def _pick(files: list[str]):
     """Gallery click -> that portrait as an (H, W, 3) array."""
     from PIL import Image
@@ -239,6 +260,14 @@ def build(talker: Talker, max_seconds: float = MAX_SECONDS) -> gr.Blocks:
                 video = gr.Video(label="Video (with sound)", height=VIDEO_SIZE, interactive=False)
                 live_frame = gr.Image(label="Streaming frames", type="numpy", height=256, interactive=False)
                 plot = gr.Plot(label="Generated head pose and mouth opening", show_label=False)  # the figure's title
+        with gr.Accordion("Your own video: what ingestion makes of it (crop, landmarks, labels)", open=False):
+            with gr.Row():
+                own_video = gr.Video(label="Record (webcam) or upload a few seconds of you speaking",
+                                     sources=["webcam", "upload"], include_audio=True, height=256)
+                with gr.Column():
+                    look = gr.Button("Look at it")
+                    own_status = gr.Markdown("Say something and turn your head to your left at about 2 s.")
+            own_plot = gr.Plot(label="The kept clips: crops with landmarks, labels over time", show_label=False)
         inputs = [portrait, audio, text, voice, theta, phi, distance, emotion, audio_scale, gaze_scale, steps, seed,
                   intensity]
         gallery.select(_pick(gallery_files), None, portrait, api_name=False)
@@ -248,6 +277,7 @@ def build(talker: Talker, max_seconds: float = MAX_SECONDS) -> gr.Blocks:
                  concurrency_limit=1)
         live.click(demo.stream, inputs, [live_frame, video, plot, status], api_name="stream", concurrency_id="talker",
                    concurrency_limit=1)
+        look.click(look_at_video, own_video, [own_plot, own_status], api_name="look_at_video")
     return app
 
 

@@ -337,8 +337,8 @@ def ingested_latents(folder: str, face_checkpoint: Path) -> dict[str, Any]:
     clips (at least one) for validation; a folder of one clip trains and validates on it."""
     from vasa_lib.checkpoint import load_checkpoint
     from vasa_lib.face.model import FaceModel
-    from vasa_lib.motion.latents import file_hash, video_latents
-    from vasa_lib.real.dataset import load_dataset
+    from vasa_lib.motion.latents import file_hash
+    from vasa_lib.real.dataset import load_dataset, video_latents
 
     clips = load_dataset(folder)
     face = load_checkpoint(face_checkpoint, FaceModel)

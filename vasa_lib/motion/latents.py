@@ -25,7 +25,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,11 +36,8 @@ from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.face.model import FaceModel
 from vasa_lib.paths import course_path, data_dir, source_hash, write_atomic
 from vasa_lib.world.clips import CLIP_CODE, Clip, load_clip, make_clip, render_clip
-from vasa_lib.world.params import DYNAMICS_DIM, DYNAMICS_NAMES, EMOTIONS, POSE_DIM, pose_index
+from vasa_lib.world.params import EMOTIONS, POSE_DIM
 from vasa_lib.world.speech import TEST_VOICES
-
-if TYPE_CHECKING:
-    from vasa_lib.real.dataset import VideoClip
 
 LATENTS_VERSION = 1   # bump when the stored format changes
 LATENT_CODE = (*CLIP_CODE, "world/renderer.py", "face", "audio/mel.py", "motion/latents.py")
@@ -194,27 +190,6 @@ def clip_set(clips: Sequence[Clip], motion: torch.Tensor, info: dict | None = No
         test_voice=torch.tensor([c.voice in TEST_VOICES for c in clips]),
         info=info or {},
     )
-
-
-def video_latents(face: FaceModel, clips: Sequence[VideoClip], batch_size: int = 64,
-                  info: dict | None = None) -> LatentSet:
-    """The motion generator's training set from ingested clips: a `LatentSet` whose motion is
-    the face model's [z_pose, z_dyn] of every frame; true_pose holds the head pose estimated in
-    the whole video (`VideoClip.video_params`) and true_dynamics NaN (unknown on video);
-    controls: that estimate's mean distance and mean gaze, neutral emotion."""
-    params = [torch.from_numpy(c.video_params) for c in clips]
-    gaze = [POSE_DIM + DYNAMICS_NAMES.index(name) for name in ("gaze_yaw", "gaze_pitch")]
-    n = len(clips)
-    motion = encode_frames(face, (c.images() for c in clips), batch_size)
-    return LatentSet(
-        motion=motion, mel=torch.cat([audio_frame_features(c.audio) for c in clips]),
-        true_pose=torch.cat([p[:, :POSE_DIM] for p in params]),
-        true_dynamics=torch.full((len(motion), DYNAMICS_DIM), float("nan")),
-        offsets=offsets_of([len(c.frames) for c in clips]),
-        gaze=torch.stack([p[:, gaze].mean(0) for p in params]),
-        distance=torch.stack([p[:, pose_index("distance")].mean(0, keepdim=True) for p in params]),
-        emotion=torch.full((n,), EMOTIONS.index("neutral")), identity_id=torch.tensor([c.person_id for c in clips]),
-        test_voice=torch.zeros(n, dtype=torch.bool), info=info or {})
 
 
 def reseeded_clip(index: int, split: str, motion_seed: int) -> Clip:

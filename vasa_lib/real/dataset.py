@@ -11,6 +11,7 @@ and the gaze, estimated in the whole video (`VideoClip.video_params`), and a neu
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +21,12 @@ import torch
 from einops import rearrange
 from torch.utils.data import DataLoader, Dataset
 
+from vasa_lib.audio.mel import audio_frame_features
+from vasa_lib.face.model import FaceModel
+from vasa_lib.motion.latents import LatentSet, encode_frames, offsets_of
 from vasa_lib.real import labels
 from vasa_lib.real.ingest import CLIP_FORMAT
-from vasa_lib.world.params import POSE_DIM
+from vasa_lib.world.params import DYNAMICS_DIM, DYNAMICS_NAMES, EMOTIONS, POSE_DIM, pose_index
 
 
 @dataclass
@@ -139,3 +143,24 @@ def person_images(clips: list[VideoClip]):
         return torch.cat(images)
 
     return draw
+
+
+def video_latents(face: FaceModel, clips: Sequence[VideoClip], batch_size: int = 64,
+                  info: dict | None = None) -> LatentSet:
+    """The motion generator's training set from ingested clips: a `LatentSet` whose motion is
+    the face model's [z_pose, z_dyn] of every frame; true_pose holds the head pose estimated in
+    the whole video (`VideoClip.video_params`) and true_dynamics NaN (unknown on video);
+    controls: that estimate's mean distance and mean gaze, neutral emotion."""
+    params = [torch.from_numpy(c.video_params) for c in clips]
+    gaze = [POSE_DIM + DYNAMICS_NAMES.index(name) for name in ("gaze_yaw", "gaze_pitch")]
+    n = len(clips)
+    motion = encode_frames(face, (c.images() for c in clips), batch_size)
+    return LatentSet(
+        motion=motion, mel=torch.cat([audio_frame_features(c.audio) for c in clips]),
+        true_pose=torch.cat([p[:, :POSE_DIM] for p in params]),
+        true_dynamics=torch.full((len(motion), DYNAMICS_DIM), float("nan")),
+        offsets=offsets_of([len(c.frames) for c in clips]),
+        gaze=torch.stack([p[:, gaze].mean(0) for p in params]),
+        distance=torch.stack([p[:, pose_index("distance")].mean(0, keepdim=True) for p in params]),
+        emotion=torch.full((n,), EMOTIONS.index("neutral")), identity_id=torch.tensor([c.person_id for c in clips]),
+        test_voice=torch.zeros(n, dtype=torch.bool), info=info or {})

@@ -1,6 +1,6 @@
 """How well the labels of real video are estimated, graded where the truth is known.
 
-    python -m vasa_lib.eval.video_labels --json        # 8 test clips, about a minute
+    python -m vasa_lib.real.grade --json        # 8 test clips, about a minute
 
 Real video has no labels: the course estimates them from the face's landmarks
 (`vasa_lib.real.labels`). Here world test clips (held-out people) are written as mp4 files and
@@ -60,13 +60,13 @@ def grade(n_clips: int = 8, size: int = 256) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m vasa_lib.eval.video_labels",
+    parser = argparse.ArgumentParser(prog="python -m vasa_lib.real.grade",
                                      description="The landmark labels of ingested world video, graded on the truth.")
     parser.add_argument("--clips", type=int, default=8, help="test clips to write, ingest and grade")
     parser.add_argument("--size", type=int, default=256, help="the videos' side, pixels")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = {"command": "python -m vasa_lib.eval.video_labels", **grade(args.clips, args.size)}
+    result = {"command": "python -m vasa_lib.real.grade", **grade(args.clips, args.size)}
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
 
 
