@@ -139,15 +139,15 @@ def look_figure(look: Look, frames: int = 4) -> Figure:
     (`TRACES`, estimated in the whole video)."""
     if not look.clips:
         raise ValueError(f"ingestion kept nothing of {look.record['video']}: {', '.join(look.refusals)}")
-    fig = Figure(figsize=(13.6, 3.4 * 2 * len(look.clips)))
-    grid = fig.add_gridspec(2 * len(look.clips), frames)
+    fig = Figure(figsize=(10, 5.6 * len(look.clips)))
+    grid = fig.add_gridspec(2 * len(look.clips), frames, height_ratios=[3, 2] * len(look.clips))
     for row, clip in enumerate(look.clips):
         start = look.record["kept"][row]["start"] / FPS
         for k, t in enumerate(np.linspace(0, len(clip.frames) - 1, frames).round().astype(int)):
             ax = fig.add_subplot(grid[2 * row, k])
             ax.imshow(clip.frames[t])
-            ax.scatter(*clip.landmarks[t, :MESH_POINTS, :2].T, s=2, color="yellow")
-            ax.scatter(*clip.landmarks[t, MESH_POINTS:, :2].T, s=8, color="tab:red")
+            ax.scatter(*clip.landmarks[t, :MESH_POINTS, :2].T, s=1, color="yellow", alpha=0.6)
+            ax.scatter(*clip.landmarks[t, MESH_POINTS:, :2].T, s=4, color="tab:red")
             ax.set_title(f"{start + t / FPS:.2f} s", fontsize=10)
             ax.axis("off")
         ax = fig.add_subplot(grid[2 * row + 1, :])
@@ -155,7 +155,8 @@ def look_figure(look: Look, frames: int = 4) -> Figure:
         for name in TRACES:
             ax.plot(seconds, params[:, PARAM_NAMES.index(name)], label=name)
         ax.axhline(1.0, color="grey", lw=0.5)
-        ax.set_xlabel("time in the video (s)"), ax.legend(fontsize=8, ncol=len(TRACES), loc="upper left")
+        ax.set_xlabel("time in the video (s)")
+        ax.legend(fontsize=8, ncol=len(TRACES), loc="center left", bbox_to_anchor=(0, 0.7))
         ax.set_title("estimated in the whole video: turns in radians (yaw > 0: the nose to the image's right), "
                      "distance (1 = nominal), mouth 0..1", fontsize=10)
     fig.tight_layout()
