@@ -9,7 +9,9 @@ them as any video folder (`vasa_lib.real.ingest`), and train the face model of
 - `video`: on the ingested crops of the same clips, with the pose estimated from the face's
   landmarks as the crop shows it (`vasa_lib.real.labels`), as a real-video run must.
 Both are graded by `python -m vasa_lib.eval.face` on held-out people (pose_probe_r2, swap_psnr,
-transfer_r2, ...). Prints and writes one JSON object.
+transfer_r2, ...), on the world's whole renders, and on crops made as ingestion makes them (`crop_grade`:
+held-out clips written as videos and ingested): self_psnr_crop and rotation_probe_r2_crop. Prints and
+writes one JSON object. `--grade-only` grades the two checkpoints of an earlier run again.
 """
 
 from __future__ import annotations
@@ -19,34 +21,99 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from vasa_lib import paths
-from vasa_lib.checkpoint import read_checkpoint
+from vasa_lib.checkpoint import load_checkpoint, read_checkpoint
 from vasa_lib.eval.face import evaluate
+from vasa_lib.eval.probes import r2_per_column, ridge
+from vasa_lib.face.losses import psnr
+from vasa_lib.face.model import FaceModel
+from vasa_lib.real.dataset import VideoClip, load_dataset
 from vasa_lib.real.ingest import IngestConfig, ingest
 from vasa_lib.real.samples import world_video
 from vasa_lib.train import read_config, train_face
-from vasa_lib.world.clips import load_clip
+from vasa_lib.world.clips import Clip, load_clip
 
 CONFIG = "configs/face_video.toml"
 KEYS = ("self_psnr", "face_psnr", "swap_psnr", "cross_psnr", "pose_probe_r2", "mouth_probe_r2", "transfer_r2",
         "transfer_r2_pose", "transfer_r2_mouth", "pose_leak_r2", "id_similarity")
 
 
+def ingested_with_truth(videos: Path, out: Path, clips: dict[str, Clip]) -> tuple[list[tuple[VideoClip, np.ndarray]],
+                                                                                  dict]:
+    """Write world clips as videos in `videos` (named as the keys of `clips`; kept from an earlier run) and ingest
+    them into `out`: each kept clip with its true head rotation (T, 3), yaw, pitch, roll (an mp4 may hold a frame
+    more: cut to the truth), and ingestion's summary. min_seconds 1: keep every clip (the world's sentences last
+    1.3 to 4 s); min_sync 0: the world's sound is in step by construction, and judging it drops short clips by
+    chance."""
+    for name, clip in clips.items():
+        if not (videos / name).exists():
+            world_video(clip, videos / name)
+    summary = ingest(videos, out, IngestConfig(min_seconds=1.0, min_sync=0), progress=False)
+    found = {c.name: c for c in load_dataset(out)}
+    pairs = []
+    for record in json.loads((out / "summary.json").read_text())["records"]:
+        for kept in record["kept"]:
+            truth = clips[record["video"]].pose[kept["start"]:kept["stop"], :3]
+            pairs.append((found[kept["clip"]], truth[: len(found[kept["clip"]].frames)]))
+    return pairs, summary
+
+
+@torch.inference_mode()
+def crop_grade(path: str | Path, train: list[tuple[VideoClip, np.ndarray]],
+               test: list[tuple[VideoClip, np.ndarray]]) -> dict[str, float]:
+    """A face model graded on ingested crops: self_psnr_crop, each test crop clip's first frame re-enacted with
+    the motion encoded from its other frames; rotation_probe_r2_crop (and per angle), a ridge probe of the true
+    yaw, pitch and roll from z_pose, fit on the train crops and scored on the test crops. Position and distance
+    are left out: in a crop that follows the head they are not the world's."""
+    model = load_checkpoint(path, FaceModel).eval()
+
+    def rotations(pairs):
+        z = torch.cat([model.encode_motion(clip.images(slice(0, len(truth))))[0] for clip, truth in pairs])
+        return z, torch.cat([torch.from_numpy(truth).float() for _, truth in pairs])
+
+    (x_fit, y_fit), (x_test, y_test) = rotations(train), rotations(test)
+    weight, bias = ridge(x_fit, y_fit, 1e-3)
+    r2 = r2_per_column(x_test @ weight + bias, y_test)
+    scores = []
+    for clip, truth in test:
+        frames = clip.images(slice(0, len(truth)))
+        latent = model.encode(frames[:1])
+        canonical, n = model.canonical(latent), len(frames) - 1
+        pose, dynamics = model.encode_motion(frames[1:])
+        out = model.render(canonical.expand(n, *canonical.shape[1:]), latent.identity.expand(n, -1), pose, dynamics)
+        scores.append(psnr(out, frames[1:]))
+    return {"self_psnr_crop": round(float(torch.cat(scores).mean()), 4),
+            "rotation_probe_r2_crop": round(float(r2.mean()), 4),
+            **{f"{name}_probe_r2_crop": round(float(v), 4) for name, v in zip(("yaw", "pitch", "roll"), r2)}}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, help="override the config's max_steps")
     parser.add_argument("--out", default="assets/face_label_free.json")
+    parser.add_argument("--grade-only", action="store_true", help="grade the checkpoints of an earlier run on crops "
+                        "again and add the figures to --out")
+    parser.add_argument("--test-clips", type=int, default=32, help="held-out clips for the crop grade")
     args = parser.parse_args(argv)
     n_clips = read_config(CONFIG)["data"]["n_train"]
     work = paths.data_dir() / f"label_free_{n_clips}"
     start = time.monotonic()
-    for i in range(n_clips):
-        target = work / "videos" / f"clip{i:04d}.mp4"
-        if not target.exists():
-            world_video(load_clip(i, "train", paths.data_dir()), target)
-    # min_seconds 1: keep every clip (the world's sentences last 1.3 to 4 s), so both runs see the same 64
-    # min_sync 0: the world's sound is in step by construction, and judging it drops short clips by chance
-    summary = ingest(work / "videos", work / "dataset", IngestConfig(min_seconds=1.0, min_sync=0), progress=False)
+    clips = {split: {f"clip{i:04d}.mp4": load_clip(i, split, paths.data_dir()) for i in range(n)}
+             for split, n in (("train", n_clips), ("test", args.test_clips))}
+    train, summary = ingested_with_truth(work / "videos", work / "dataset", clips["train"])
+    test, _ = ingested_with_truth(work / "test_videos", work / "test_dataset", clips["test"])
+    if args.grade_only:
+        report = json.loads(Path(paths.course_path(args.out)).read_text())
+        for run in ("labels", "video"):
+            report[run].update(crop_grade(f"runs/face_label_free/{run}.safetensors", train, test))
+        report["crop_grade"] = {"test_clips": args.test_clips, "command": "python benchmarks/face_label_free.py "
+                                "--grade-only"}
+        Path(paths.course_path(args.out)).write_text(json.dumps(report, indent=1) + "\n")
+        print(json.dumps(report))
+        return
     report = {"command": "python benchmarks/face_label_free.py", "config": CONFIG, "clips": n_clips,
               "ingest": {k: v for k, v in summary.items() if k not in ("records", "config")},
               "ingest_seconds": round(time.monotonic() - start, 1)}
@@ -58,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         results = evaluate(path)
         trained = read_checkpoint(path)[1]["info"]
         report[run] = {"steps": trained["steps"], "train_seconds": trained["train_seconds"],
-                       **{k: results[k] for k in KEYS if k in results}}
+                       **{k: results[k] for k in KEYS if k in results}, **crop_grade(path, train, test)}
+    report["crop_grade"] = {"test_clips": args.test_clips}
     report["seconds"] = round(time.monotonic() - start, 1)
     Path(paths.course_path(args.out)).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report))

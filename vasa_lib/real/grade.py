@@ -39,8 +39,10 @@ def grade(n_clips: int = 8, size: int = 256) -> dict:
         clips = {f"clip{i:03d}.mp4": load_clip(i, "test") for i in range(n_clips)}
         for name, clip in clips.items():
             world_video(clip, Path(tmp) / "videos" / name, size=size)
-        # the world's sound is in step by construction: judging sync would only drop short clips by chance
-        summary = ingest(Path(tmp) / "videos", Path(tmp) / "out", IngestConfig(min_sync=0), progress=False)
+        # min_seconds 1: keep every clip (the world's sentences last 1.3 to 4 s); min_sync 0: the world's sound is
+        # in step by construction, and judging it would only drop short clips by chance
+        summary = ingest(Path(tmp) / "videos", Path(tmp) / "out", IngestConfig(min_seconds=1.0, min_sync=0),
+                         progress=False)
         ingested = {c.name: c for c in load_dataset(Path(tmp) / "out")}
         records = json.loads((Path(tmp) / "out" / "summary.json").read_text())["records"]
         truth, video, crop = [], [], []
