@@ -34,11 +34,12 @@ from safetensors.numpy import load_file, save_file
 
 from vasa_lib import paths
 from vasa_lib.real.landmarks import MESH_POINTS
-from vasa_lib.world.params import DYNAMICS_NAMES, POSE_NAMES
+from vasa_lib.world.params import DYNAMICS_LIMITS, DYNAMICS_NAMES, POSE_LIMITS, POSE_NAMES
 
 WEIGHTS = paths.BUNDLED_MODELS / "landmark_labels.safetensors"
 CANONICAL = paths.BUNDLED_MODELS / "canonical_face.npy"
 PARAM_NAMES = POSE_NAMES + DYNAMICS_NAMES
+LIMITS = np.concatenate([POSE_LIMITS.numpy(), DYNAMICS_LIMITS.numpy()]).astype(np.float64)    # (17, 2) low, high
 PLACEMENT = ("tx", "ty", "distance")            # where the head is in the frame, and how near
 PLACEMENT_FEATURES = np.arange(9, 13)           # the features that say so: log scale, 1 / scale, centre x, y
 
@@ -119,13 +120,14 @@ def report() -> dict:
 
 
 def predict(x: np.ndarray, fitted: dict[str, np.ndarray]) -> np.ndarray:
-    """Parameters (T, 17) from features (T, F) with a fitted regression."""
-    return design(x, fitted["mean"], fitted["std"]) @ fitted["weights"]
+    """Parameters (T, 17) from features (T, F) with a fitted regression, each clamped into the world's
+    range (`LIMITS`: a real face, or a head far from the camera, can read beyond them)."""
+    return np.clip(design(x, fitted["mean"], fitted["std"]) @ fitted["weights"], LIMITS[:, 0], LIMITS[:, 1])
 
 
 def estimate(points: np.ndarray, frame: tuple[int, int]) -> np.ndarray:
     """The world's 17 parameters (T, 17), `PARAM_NAMES`, from landmarks (T, 478, 3) in the pixels
-    of a (W, H) frame, with the shipped regression."""
+    of a (W, H) frame, with the shipped regression (`predict`)."""
     if len(points) == 0:
         return np.zeros((0, len(PARAM_NAMES)), np.float32)
     return predict(features(points, frame), load()).astype(np.float32)
