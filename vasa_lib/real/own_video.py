@@ -41,7 +41,8 @@ async function record(seconds) {
   preview.srcObject = stream; preview.muted = true; preview.width = 400;
   const stop = document.createElement('button'); stop.textContent = 'Stop recording';
   box.append(preview, document.createElement('br'), stop);
-  document.body.querySelector('#output-area').appendChild(box);
+  document.body.appendChild(box);
+  google.colab.output.setIframeHeight(document.documentElement.scrollHeight, true);
   await preview.play();
   const recorder = new MediaRecorder(stream, {mimeType: 'video/webm'});
   const chunks = [];
