@@ -30,35 +30,14 @@ from vasa_lib.eval.face import evaluate
 from vasa_lib.eval.probes import r2_per_column, ridge
 from vasa_lib.face.losses import psnr
 from vasa_lib.face.model import FaceModel
-from vasa_lib.real.dataset import VideoClip, load_dataset
-from vasa_lib.real.ingest import IngestConfig, ingest
-from vasa_lib.real.samples import world_video
+from vasa_lib.real.dataset import VideoClip
+from vasa_lib.real.grade import ingested_with_truth
 from vasa_lib.train import read_config, train_face
-from vasa_lib.world.clips import Clip, load_clip
+from vasa_lib.world.clips import load_clip
 
 CONFIG = "configs/face_video.toml"
 KEYS = ("self_psnr", "face_psnr", "swap_psnr", "cross_psnr", "pose_probe_r2", "mouth_probe_r2", "transfer_r2",
         "transfer_r2_pose", "transfer_r2_mouth", "pose_leak_r2", "id_similarity")
-
-
-def ingested_with_truth(videos: Path, out: Path, clips: dict[str, Clip]) -> tuple[list[tuple[VideoClip, np.ndarray]],
-                                                                                  dict]:
-    """Write world clips as videos in `videos` (named as the keys of `clips`; kept from an earlier run) and ingest
-    them into `out`: each kept clip with its true head rotation (T, 3), yaw, pitch, roll (an mp4 may hold a frame
-    more: cut to the truth), and ingestion's summary. min_seconds 1: keep every clip (the world's sentences last
-    1.3 to 4 s); min_sync 0: the world's sound is in step by construction, and judging it drops short clips by
-    chance."""
-    for name, clip in clips.items():
-        if not (videos / name).exists():
-            world_video(clip, videos / name)
-    summary = ingest(videos, out, IngestConfig(min_seconds=1.0, min_sync=0), progress=False)
-    found = {c.name: c for c in load_dataset(out)}
-    pairs = []
-    for record in json.loads((out / "summary.json").read_text())["records"]:
-        for kept in record["kept"]:
-            truth = clips[record["video"]].pose[kept["start"]:kept["stop"], :3]
-            pairs.append((found[kept["clip"]], truth[: len(found[kept["clip"]].frames)]))
-    return pairs, summary
 
 
 @torch.inference_mode()
@@ -72,7 +51,7 @@ def crop_grade(path: str | Path, train: list[tuple[VideoClip, np.ndarray]],
 
     def rotations(pairs):
         z = torch.cat([model.encode_motion(clip.images(slice(0, len(truth))))[0] for clip, truth in pairs])
-        return z, torch.cat([torch.from_numpy(truth).float() for _, truth in pairs])
+        return z, torch.cat([torch.from_numpy(truth[:, :3]).float() for _, truth in pairs])   # yaw, pitch, roll
 
     (x_fit, y_fit), (x_test, y_test) = rotations(train), rotations(test)
     weight, bias = ridge(x_fit, y_fit, 1e-3)

@@ -25,7 +25,7 @@ from vasa_lib.audio.mel import audio_frame_features
 from vasa_lib.face.model import FaceModel
 from vasa_lib.motion.latents import LatentSet, encode_frames, offsets_of
 from vasa_lib.real import labels
-from vasa_lib.real.ingest import CLIP_FORMAT
+from vasa_lib.real.ingest import CLIP_FORMAT, from_crop
 from vasa_lib.world.params import DYNAMICS_DIM, DYNAMICS_NAMES, EMOTIONS, POSE_DIM, pose_index
 
 
@@ -61,10 +61,7 @@ class VideoClip:
     def video_params(self) -> np.ndarray:
         """The 17 parameters (T, 17) estimated in the whole video (the landmarks taken back through
         the crop): where the head is in the picture and how near the camera, which the crop hides."""
-        scale = self.crop[:, 2, None, None] / self.frames.shape[1]
-        points = self.landmarks * scale
-        points[..., :2] += self.crop[:, None, :2] - self.crop[:, None, 2:] / 2
-        return labels.estimate(points, self.frame_size)
+        return labels.estimate(from_crop(self.landmarks, self.crop, self.frames.shape[1]), self.frame_size)
 
     def images(self, pick: torch.Tensor | slice = slice(None)) -> torch.Tensor:
         """Frames `pick` as (K, 3, S, S) float in [0, 1]."""

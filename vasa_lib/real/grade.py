@@ -25,11 +25,32 @@ import numpy as np
 import torch
 
 from vasa_lib.eval.probes import r2_per_column
-from vasa_lib.real.dataset import load_dataset
+from vasa_lib.real.dataset import VideoClip, load_dataset
 from vasa_lib.real.ingest import IngestConfig, ingest
 from vasa_lib.real.labels import PARAM_NAMES
 from vasa_lib.real.samples import world_video
-from vasa_lib.world.clips import load_clip
+from vasa_lib.world.clips import Clip, load_clip
+
+
+def ingested_with_truth(videos: Path, out: Path, clips: dict[str, Clip],
+                        size: int = 256) -> tuple[list[tuple[VideoClip, np.ndarray]], dict]:
+    """Write world clips as `size`-pixel videos in `videos`, named as the keys of `clips` (a video already
+    there is kept), and ingest them into `out`: each kept clip with the world's 17 true parameters of its
+    frames (T, 17) (an mp4 may hold a frame more than the clip: T counts the frames both have), and
+    ingestion's summary. min_seconds 1 keeps every clip (the world's sentences last 1.3 to 4 s); min_sync
+    0: the world's sound is in step by construction, and judging it would only drop short clips by chance."""
+    for name, clip in clips.items():
+        if not (videos / name).exists():
+            world_video(clip, videos / name, size=size)
+    summary = ingest(videos, out, IngestConfig(min_seconds=1.0, min_sync=0), progress=False)
+    found = {c.name: c for c in load_dataset(out)}
+    pairs = []
+    for record in json.loads((out / "summary.json").read_text())["records"]:
+        clip = clips[record["video"]]
+        for kept in record["kept"]:
+            truth = np.concatenate([clip.pose, clip.dynamics], 1)[kept["start"]:kept["stop"]]
+            pairs.append((found[kept["clip"]], truth[: len(found[kept["clip"]].frames)]))
+    return pairs, summary
 
 
 def grade(n_clips: int = 8, size: int = 256) -> dict:
@@ -37,23 +58,10 @@ def grade(n_clips: int = 8, size: int = 256) -> dict:
     {"frames", "video": {name: R^2}, "crop": {name: R^2}}."""
     with tempfile.TemporaryDirectory() as tmp:
         clips = {f"clip{i:03d}.mp4": load_clip(i, "test") for i in range(n_clips)}
-        for name, clip in clips.items():
-            world_video(clip, Path(tmp) / "videos" / name, size=size)
-        # min_seconds 1: keep every clip (the world's sentences last 1.3 to 4 s); min_sync 0: the world's sound is
-        # in step by construction, and judging it would only drop short clips by chance
-        summary = ingest(Path(tmp) / "videos", Path(tmp) / "out", IngestConfig(min_seconds=1.0, min_sync=0),
-                         progress=False)
-        ingested = {c.name: c for c in load_dataset(Path(tmp) / "out")}
-        records = json.loads((Path(tmp) / "out" / "summary.json").read_text())["records"]
-        truth, video, crop = [], [], []
-        for record in records:
-            clip = clips[record["video"]]
-            for kept in record["kept"]:
-                found = ingested[kept["clip"]]
-                true = np.concatenate([clip.pose, clip.dynamics], 1)[kept["start"]:kept["stop"]]
-                truth.append(true)              # an mp4 may hold a frame more than the clip: graded where both are
-                video.append(found.video_params[:len(true)])
-                crop.append(found.params[:len(true)])
+        pairs, summary = ingested_with_truth(Path(tmp) / "videos", Path(tmp) / "out", clips, size)
+        truth = [t for _, t in pairs]
+        video = [found.video_params[: len(t)] for found, t in pairs]
+        crop = [found.params[: len(t)] for found, t in pairs]
     truth_t = torch.from_numpy(np.concatenate(truth).astype(np.float64))
     r2 = {name: r2_per_column(torch.from_numpy(np.concatenate(estimate).astype(np.float64)), truth_t)
           for name, estimate in (("video", video), ("crop", crop))}

@@ -284,6 +284,14 @@ def to_crop(points: np.ndarray, track: np.ndarray, size: int) -> np.ndarray:
     return moved * scale + np.r_[size / 2, size / 2, np.zeros(points.shape[-1] - 2)]
 
 
+def from_crop(points: np.ndarray, track: np.ndarray, size: int) -> np.ndarray:
+    """The inverse of `to_crop`: points (T, K, D) in the pixels of the `size` crops of track (T, 3) ->
+    in the video's pixels."""
+    moved = points * (track[:, 2, None, None] / size)
+    moved[..., :2] += track[:, None, :2] - track[:, None, 2:] / 2
+    return moved
+
+
 def video_key(path: Path, root: Path, config: IngestConfig) -> str:
     """A file name for a video's record: its path below root, and a hash of that path, its content,
     the settings and `CLIP_FORMAT` (an edited video, other settings or clips of an older format
