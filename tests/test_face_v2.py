@@ -12,10 +12,10 @@ import torch
 
 from vasa_lib import optim, paths
 from vasa_lib.checkpoint import load_checkpoint
-from vasa_lib.face.model import FaceModel
-from vasa_lib.face.warping import pose_transform
+from vasa_lib.face.model import FaceConfig, FaceModel
+from vasa_lib.face.warping import pose_transform, warp_from_canonical
 from vasa_lib.train import main as train_main
-from vasa_lib.world.identity import identity_from_id
+from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
 from vasa_lib.world.pairs import PairBatches, draw_motion
 from vasa_lib.world.params import FRAMINGS, NEUTRAL_DYNAMICS, NEUTRAL_POSE, framing
 from vasa_lib.world.renderer import PART_INDEX, render
@@ -45,18 +45,53 @@ def test_unknown_framing_is_named():
         framing("close")
 
 
+@pytest.mark.parametrize("scale_depth", [True, False])
 @pytest.mark.parametrize("name", sorted(FRAMINGS))
-def test_rigid_warp_turns_about_the_heads_centre(name):
+def test_rigid_warp_turns_about_the_heads_centre(name, scale_depth):
     """Through any framing, the head's centre (world (tx, ty, 0)) is where the posed canonical
     centre lands, whatever the rotation and distance."""
     camera = FRAMINGS[name]
     pose = torch.tensor([[0.4, -0.2, 0.3, 0.05, -0.04, 1.3], [-0.7, 0.5, -0.4, -0.1, 0.1, 0.7]])
-    a, b = pose_transform(pose, camera)
+    a, b = pose_transform(pose, camera, scale_depth)
     flip = torch.tensor([1.0, -1.0, 1.0])
     canonical_centre = flip * camera.zoom * torch.tensor([0.0, 0.0 - camera.centre_y, 0.0])
     posed = torch.einsum("bij,j->bi", a, canonical_centre) + b
     true = flip * camera.zoom * torch.stack([pose[:, 3], pose[:, 4] - camera.centre_y, torch.zeros(2)], -1)
     torch.testing.assert_close(posed, true)
+
+
+def flat_face_warp_errors(distance: float, scale_depth: bool, padding: str) -> tuple[float, float]:
+    """Mean error on the face and over the whole frame of a neutral portrait render at distance 1,
+    lifted to a volume (the same image in every depth slice) and warped to `distance`, against the
+    world's render at that distance (test person 0)."""
+    person = identity_from_id([IDENTITY_SPLITS["test"][0]])
+    source = render(person, NEUTRAL_POSE[None], NEUTRAL_DYNAMICS[None], framing="portrait")
+    pose = torch.tensor([[0.0, 0, 0, 0, 0, distance]])
+    target, parts = render(person, pose, NEUTRAL_DYNAMICS[None], framing="portrait", parts=True)
+    face = torch.tensor([PART_INDEX[n] for n in ("skin", "eye_white", "iris", "lips", "nose", "brow")])
+    on_face = torch.isin(parts, face)[:, None].expand_as(target)
+    volume = source[:, :, None].expand(-1, -1, 8, -1, -1)
+    error = (warp_from_canonical(volume, pose, None, FRAMINGS["portrait"], scale_depth, padding).mean(2) - target).abs()
+    return error[on_face].mean().item(), error.mean().item()
+
+
+@pytest.mark.parametrize("distance", [1.5, 0.7])
+def test_weak_perspective_warp_moves_a_flat_face_as_the_world_camera_does(distance):
+    """With scale_depth=False and border padding a flat face warped to another distance is the
+    world's render there. The depth-scaling warp of the first models pushes a far head's outer
+    slices out of the volume (a quarter at 1.3): its face comes out darker; zero padding blackens
+    the frame around a far head."""
+    on_face, whole = flat_face_warp_errors(distance, False, "border")
+    assert on_face < 0.015 and whole < 0.03      # the neck and shoulders scale otherwise
+    if distance > 1:
+        assert flat_face_warp_errors(distance, True, "zeros")[0] > 0.1        # depth lost on the face
+        on_face, whole = flat_face_warp_errors(distance, False, "zeros")
+        assert on_face < 0.015 and whole > 0.1                                # black edges only
+
+
+def test_unknown_padding_is_named():
+    with pytest.raises(ValueError, match="padding must be 'zeros' or 'border'"):
+        FaceModel(FaceConfig(size=64, padding="reflect"))
 
 
 def test_pairs_are_one_person_with_motion_in_range():

@@ -46,6 +46,8 @@ class FaceConfig:
     dyn_dim: int = 32
     warp_channels: int = 32
     max_flow: float = 0.25
+    scale_depth: bool = True     # False: distance scales the image plane only, as the world's camera does
+    padding: str = "zeros"       # what a warp reads outside the volume: "zeros" or "border" (face.warping)
     features: int = 128          # 2D generator channels at size/4
     generator_blocks: int = 2
 
@@ -79,6 +81,8 @@ class FaceModel(nn.Module):
         self.config = c = config or FaceConfig()
         if c.size % 16:
             raise ValueError(f"image size must be a multiple of 16, got {c.size}")
+        if c.padding not in ("zeros", "border"):
+            raise ValueError(f"padding must be 'zeros' or 'border', got {c.padding!r}")
         self.camera = framing(c.framing)
         self.appearance = AppearanceEncoder(c.app_width, c.volume_channels, c.volume_depth, c.id_dim, c.app_blocks,
                                             c.volume_stride)
@@ -108,15 +112,18 @@ class FaceModel(nn.Module):
 
     def canonical(self, latent: FaceLatent) -> torch.Tensor:
         """Source -> canonical warp and the canonical 3D network: (B, C, D, h, w)."""
+        c = self.config
         flow = self.warp_to_canonical(latent.dynamics)
-        return self.canonical_net(warp_to_canonical(latent.app_volume, latent.pose, flow, self.camera))
+        volume = warp_to_canonical(latent.app_volume, latent.pose, flow, self.camera, c.scale_depth, c.padding)
+        return self.canonical_net(volume)
 
     def render(self, canonical: torch.Tensor, identity: torch.Tensor, pose: torch.Tensor,
                dynamics: torch.Tensor) -> torch.Tensor:
         """Canonical volume (B, C, D, h, w), z_id (B, id_dim), driving pose (B, 6) and dynamics
         (B, dyn_dim) -> image (B, 3, H, W) in [0, 1]."""
+        c = self.config
         flow = self.warp_from_canonical(dynamics)
-        volume = warp_from_canonical(canonical, pose, flow, self.camera)
+        volume = warp_from_canonical(canonical, pose, flow, self.camera, c.scale_depth, c.padding)
         return self.generator(self.projection(volume), torch.cat([identity, dynamics], dim=-1))
 
     def decode(self, latent: FaceLatent, pose: torch.Tensor, dynamics: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,14 @@ c = (0, centre_y, 0), the map in image units is T(p) = s R p + zoom (s R c + t -
 about the head's centre wherever the camera puts it. Flows live in canonical space and depend
 on the dynamics only, so expression and pose stay apart.
 
+The world's camera is weak-perspective: distance shrinks the image plane, and depth is never
+seen. With `scale_depth=False` the scale s applies to x and y only, S = diag(s, s, 1) in place of
+s: a far head's volume then keeps its whole depth, where a scaled depth pushes its outer slices
+out of the volume (a head at distance 1.3 loses a quarter of its slices; the first face models
+were trained that way, the default here). `padding` says what a point outside the volume reads:
+"zeros", or "border" (the nearest edge value: a shrunken head's frame is filled with the edge's
+background instead of black).
+
 Volumes are (B, C, D, H, W) and span [-1, 1]^3 like the image; `F.grid_sample` addresses them
 with (x, y, z) = (W, H, D) positions where y runs down the image, hence the flip of y below.
 """
@@ -45,14 +53,18 @@ def rotation_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) 
     return r_roll @ r_yaw @ r_pitch
 
 
-def pose_transform(pose: torch.Tensor, camera: Framing = FRAMINGS["wide"]) -> tuple[torch.Tensor, torch.Tensor]:
+def pose_transform(pose: torch.Tensor, camera: Framing = FRAMINGS["wide"],
+                   scale_depth: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Rigid map canonical -> posed in grid coordinates, p' = A p + b, seen by `camera`.
 
     pose: (B, 6) yaw, pitch, roll, tx, ty, distance. Returns A (B, 3, 3) and b (B, 3).
+    scale_depth: whether 1 / distance also scales depth (see the module docstring).
     """
     yaw, pitch, roll, tx, ty, distance = pose.unbind(-1)
     flip = _FLIP.to(pose)
     rot = rotation_matrix(yaw, pitch, roll) / distance[:, None, None]           # s R
+    if not scale_depth:
+        rot = torch.cat([rot[:, :2], rot[:, 2:] * distance[:, None, None]], 1)   # S R, S = diag(s, s, 1)
     centre = torch.tensor([0.0, camera.centre_y, 0.0]).to(pose)
     shift = torch.stack([tx, ty, torch.zeros_like(tx)], -1) + rot @ centre - centre
     return flip[:, None] * rot * flip[None, :], flip * camera.zoom * shift       # F s R F, F zoom (...)
@@ -64,9 +76,10 @@ def base_grid(batch: int, shape: tuple[int, int, int], like: torch.Tensor) -> to
     return F.affine_grid(eye, [batch, 1, *shape], align_corners=False)
 
 
-def sample(volume: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Trilinear look-up: volume (B, C, D, H, W) at points (B, D', H', W', 3) -> (B, C, D', H', W')."""
-    return F.grid_sample(volume, points, mode="bilinear", padding_mode="zeros", align_corners=False)
+def sample(volume: torch.Tensor, points: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+    """Trilinear look-up: volume (B, C, D, H, W) at points (B, D', H', W', 3) -> (B, C, D', H', W');
+    outside the volume it reads `padding` ("zeros" or "border")."""
+    return F.grid_sample(volume, points, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
 def flow_at(flow: torch.Tensor | None, points: torch.Tensor) -> torch.Tensor:
@@ -77,23 +90,26 @@ def flow_at(flow: torch.Tensor | None, points: torch.Tensor) -> torch.Tensor:
 
 
 def warp_to_canonical(volume: torch.Tensor, pose: torch.Tensor, flow: torch.Tensor | None = None,
-                      camera: Framing = FRAMINGS["wide"]) -> torch.Tensor:
+                      camera: Framing = FRAMINGS["wide"], scale_depth: bool = True,
+                      padding: str = "zeros") -> torch.Tensor:
     """Source -> canonical: V_c(p) = V_s(T_s(p + f(p))). volume (B, C, D, H, W), pose (B, 6),
-    flow (B, 3, d, h, w) or None; camera: the images' framing. Returns (B, C, D, H, W)."""
-    a, b = pose_transform(pose, camera)
+    flow (B, 3, d, h, w) or None; camera: the images' framing; scale_depth and padding: see the
+    module docstring. Returns (B, C, D, H, W)."""
+    a, b = pose_transform(pose, camera, scale_depth)
     p = base_grid(volume.shape[0], volume.shape[2:], volume)
     p = p + flow_at(flow, p)
     points = torch.einsum("bij,bdhwj->bdhwi", a, p) + b[:, None, None, None]
-    return sample(volume, points)
+    return sample(volume, points, padding)
 
 
 def warp_from_canonical(volume: torch.Tensor, pose: torch.Tensor, flow: torch.Tensor | None = None,
-                        camera: Framing = FRAMINGS["wide"]) -> torch.Tensor:
+                        camera: Framing = FRAMINGS["wide"], scale_depth: bool = True,
+                        padding: str = "zeros") -> torch.Tensor:
     """Canonical -> driving: V_d(q) = V_c(u + f(u)), u = T_d^-1(q). Arguments as `warp_to_canonical`."""
-    a, b = pose_transform(pose, camera)
+    a, b = pose_transform(pose, camera, scale_depth)
     q = base_grid(volume.shape[0], volume.shape[2:], volume)
     u = torch.einsum("bij,bdhwj->bdhwi", torch.linalg.inv(a), q - b[:, None, None, None])
-    return sample(volume, u + flow_at(flow, u))
+    return sample(volume, u + flow_at(flow, u), padding)
 
 
 class WarpGenerator(nn.Module):
