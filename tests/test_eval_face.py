@@ -49,7 +49,7 @@ def test_reader_trains_and_reads_world_units():
 def test_part_crops_follow_the_head():
     """The eye and mouth boxes, posed with each frame's head pose, land on the eyes and the lips
     of the renderer's part labels (and a crop at a wrong pose does not)."""
-    from vasa_lib.eval.reader import EYE_BOX, MOUTH_BOX, part_crops
+    from vasa_lib.face.crops import EYE_BOX, MOUTH_BOX, part_crops
     from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
     from vasa_lib.world.pairs import motion_bank
     from vasa_lib.world.params import POSE_DIM

@@ -94,6 +94,26 @@ def test_unknown_padding_is_named():
         FaceModel(FaceConfig(size=64, padding="reflect"))
 
 
+def test_part_crops_add_to_z_dyn_from_zero_and_do_not_train_the_pose():
+    """With part_crops the motion encoder starts as the one without (the crop readers' last layers
+    are zero), so a model trained without them can go on with them; the crops then feed z_dyn and
+    are learnt, while the pose they are cut at is not trained through them."""
+    torch.manual_seed(0)
+    plain = FaceModel(FaceConfig(size=64, framing="portrait", motion_width=16, dyn_dim=8))
+    cropped = FaceModel(FaceConfig(size=64, framing="portrait", motion_width=16, dyn_dim=8, part_crops=True))
+    missing, unexpected = cropped.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith(("motion_encoder.eyes.", "motion_encoder.mouth."))
+                                              for k in missing)
+    person = identity_from_id([IDENTITY_SPLITS["train"][0]] * 2)
+    images = render(person, NEUTRAL_POSE.expand(2, 6), NEUTRAL_DYNAMICS.expand(2, -1), size=64, framing="portrait")
+    torch.testing.assert_close(cropped.encode_motion(images), plain.encode_motion(images))
+    encoder = cropped.motion_encoder
+    pose, dynamics = encoder(images)
+    (dynamics - encoder.dyn_head(encoder.read_out(encoder.body(images).flatten(1)))).sum().backward()
+    assert encoder.mouth.head[-1].weight.grad.abs().sum() > 0 and encoder.eyes.head[-1].weight.grad.abs().sum() > 0
+    assert all(p.grad is None or not p.grad.any() for p in encoder.pose_head.parameters())
+
+
 def test_pairs_are_one_person_with_motion_in_range():
     bank = torch.tensor([[0.1, 0.0, 0.0, 0.0, 0.0, 1.0] + [0.2] * 11, [-0.1, 0.1, 0.0, 0.0, 0.0, 1.1] + [0.3] * 11])
     batch = PairBatches(bank, batch_size=16, uniform_share=0.5, same_pose=0.5).batch(torch.Generator().manual_seed(0))
@@ -158,7 +178,8 @@ def tiny(config: str, tmp_path: Path, **replacements: str) -> str:
 
 
 def test_gpu_recipe_at_tiny_scale(tmp_path, monkeypatch):
-    """The GPU command of the face model v2, on the CPU for a few steps: checkpoint, card, log and
+    """The GPU command of the face model v2 (scripts/gpu_face_v2.sh), on the CPU for a few steps:
+    from run 1's weights, the part-crop readers it lacks starting fresh; checkpoint, card, log and
     CSV in the output folder, run from another folder, and a model that loads."""
     config = tiny("configs/face_gpu_v2.toml", tmp_path, **{
         "batch_size = 128": "batch_size = 2", "max_minutes = 5.0": "max_minutes = 0.05",
@@ -166,10 +187,13 @@ def test_gpu_recipe_at_tiny_scale(tmp_path, monkeypatch):
         "n_clips = 200": "n_clips = 2", "held_out_batches = 4": "held_out_batches = 1"})
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
-    train_main(["face", "--config", config, "--out", str(out)])
+    run1 = paths.checkpoint("face_v2_run1")
+    train_main(["face", "--config", config, "--out", str(out), "--init", str(run1)])
     model = load_checkpoint(out / "face.safetensors", FaceModel)
-    assert model.config.framing == "portrait" and model.config.volume_stride == 2
+    assert model.config.framing == "portrait" and model.config.volume_stride == 2 and model.config.part_crops
     info = json.loads((out / "face.json").read_text())["info"]
+    assert info["init"]["new_tensors"] > 0
+    assert "start fresh: motion_encoder.eyes" in (out / "train_face.log").read_text()
     assert info["steps"] >= 1 and info["schedule"] == "time" and "test_people_psnr" in info["held_out_psnr"]
     assert "held_out_psnr" in (out / "face.md").read_text()
     assert "saved" in (out / "train_face.log").read_text()

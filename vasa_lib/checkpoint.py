@@ -64,6 +64,18 @@ def check_state(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | 
         raise ValueError(f"{path}: unexpected tensor '{unexpected[0]}' (and {len(unexpected) - 1} more)")
 
 
+def load_grown(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path = "checkpoint") -> list[str]:
+    """Load an earlier, smaller model's `tensors` into `model` (fine-tuning after adding a part,
+    such as `FaceConfig.part_crops`). Returns the names of the model's tensors the checkpoint
+    lacks: they keep their initialisation. Unexpected or wrong-shaped tensors raise as in
+    `check_state`."""
+    expected = model.state_dict()
+    new = [name for name in expected if name not in tensors]
+    check_state(model, {**{name: expected[name] for name in new}, **tensors}, path)
+    model.load_state_dict(tensors, strict=False)
+    return new
+
+
 def load_checkpoint(path: str | Path, model_class: type[nn.Module],
                     map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild `model_class(config)` from a checkpoint and load its weights (eval mode)."""

@@ -39,7 +39,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from vasa_lib import paths
-from vasa_lib.checkpoint import check_state, read_checkpoint, save_checkpoint
+from vasa_lib.checkpoint import load_grown, read_checkpoint, save_checkpoint
 from vasa_lib.run_config import (
     EvaluatorsRun,
     FaceRun,
@@ -274,9 +274,12 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
                   identity_net=str(paths.course_path(train.identity_net)) if train.identity_net else None,
                   max_minutes=train.max_minutes if train.schedule == "time" else None)
     tensors, started_from = earlier_weights(train.init)
-    if tensors is not None:
-        check_state(lit.model, tensors, train.init)
-        lit.model.load_state_dict(tensors)
+    if tensors is not None:      # the config may add parts to the earlier model: they start fresh
+        new = load_grown(lit.model, tensors, train.init)
+        started_from["init"]["new_tensors"] = len(new)
+        if new:
+            parts = sorted({name.rsplit(".", 2)[0] for name in new})
+            print(f"{len(new)} tensors not in {train.init} start fresh: {', '.join(parts)}")
     path = paths.course_path(train.checkpoint)
     command = command or f"python -m vasa_lib.train face --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "data_seed": data.seed, "video_data": video_data,

@@ -12,7 +12,7 @@ the natural spread of the gaze (0.14 rad) moves the iris by under a pixel; a CNN
 halves the image reads pose well but barely the gaze. So, with `crops`, the reader does what gaze
 and landmark estimators on real faces do: it reads the pose first, then looks again at
 head-aligned crops of the eyes (with the brows) and the mouth, resampled at about twice the
-image's resolution along the head's own axes (`part_crops`, the analogue of ETH-XGaze's
+image's resolution along the head's own axes (`face.crops.part_crops`, the analogue of ETH-XGaze's
 normalised eye patches), and reads the facial parameters from them with small part CNNs.
 
 It is trained on renders of TRAIN-split people, with motion drawn from the world's clips (each
@@ -33,12 +33,11 @@ from torch import nn
 
 from vasa_lib.checkpoint import check_state
 from vasa_lib.eval.probes import r2_per_column
+from vasa_lib.face.crops import EYE_BOX, MOUTH_BOX, PartReader, conv_stages, part_crops
 from vasa_lib.optim import TimedCycle, one_cycle, param_groups
 from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
 from vasa_lib.world.pairs import draw_motion, motion_bank
 from vasa_lib.world.params import DYNAMICS_NAMES, POSE_DIM, POSE_NAMES
-from vasa_lib.world.params import framing as get_framing
-from vasa_lib.world.renderer import _rotation as head_rotation
 from vasa_lib.world.renderer import render
 
 NAMES: tuple[str, ...] = POSE_NAMES + DYNAMICS_NAMES
@@ -49,28 +48,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "gaze": ("gaze_yaw", "gaze_pitch"),
     "brows": ("brow_raise", "brow_frown"),
 }
-
-
-@dataclass(frozen=True)
-class PartBox:
-    """A head-aligned crop: centre (u, v) and half extents in head units (the renderer's head
-    frame at distance 1: u right, v up; the eyes sit at v = 0.1, the mouth near v = -0.27),
-    resampled to `rows` x `cols` pixels; `reads` names the parameters read from it."""
-
-    u: float
-    v: float
-    half_u: float
-    half_v: float
-    rows: int
-    cols: int
-    reads: tuple[str, ...]
-
-
-HEAD_SEMI_AXES = (0.41, 0.51, 0.42)   # the mean head of `world.identity` (width, height, depth)
-EYE_BOX = PartBox(u=0.16, v=0.14, half_u=0.13, half_v=0.11, rows=40, cols=48,   # an eye and its brow
-                  reads=("eyelid", "gaze_yaw", "gaze_pitch", "brow_raise", "brow_frown"))
-MOUTH_BOX = PartBox(u=0.0, v=-0.29, half_u=0.17, half_v=0.13, rows=40, cols=48,
-                    reads=("jaw_open", "lip_spread", "lip_round", "lip_close", "tongue", "smile"))
 
 
 @dataclass
@@ -90,53 +67,6 @@ class ReaderConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def conv_stages(channels: int, widths: tuple[int, ...]) -> nn.Sequential:
-    """Stride-2 conv stages (each conv, norm, SiLU, conv, norm, SiLU) from `channels` inputs."""
-    layers = []
-    for width in widths:
-        layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.GroupNorm(8, width), nn.SiLU(),
-                   nn.Conv2d(width, width, 3, padding=1), nn.GroupNorm(8, width), nn.SiLU()]
-        channels = width
-    return nn.Sequential(*layers)
-
-
-def part_crops(images: torch.Tensor, pose: torch.Tensor, box: PartBox, framing: str, mirror: bool = False,
-               ) -> torch.Tensor:
-    """Head-aligned crops (B, 3, rows, cols) of images (B, 3, H, W) seen at head poses (B, 6).
-
-    The box's centre, on the mean head's surface, and its u and v axes are posed like the
-    renderer poses the head (world = t + R q / distance) and framed by the camera, so the crop
-    turns, shrinks and foreshortens with the head. `mirror` takes the box at -u (the other eye)."""
-    camera = get_framing(framing)
-    a, b, c = HEAD_SEMI_AXES
-    u = -box.u if mirror else box.u
-    w = c * max(1.0 - (u / a) ** 2 - (box.v / b) ** 2, 0.0) ** 0.5
-    rot = head_rotation(*pose[:, :3].unbind(-1)) / pose[:, 5].view(-1, 1, 1)    # (B, 3, 3) head -> world
-    centre = pose[:, 3:5] + rot[:, :2] @ pose.new_tensor([u, box.v, w])        # (B, 2) world x, y
-    to_grid = pose.new_tensor([camera.zoom, -camera.zoom])                     # grid_sample's x right, y down
-    theta = torch.stack([rot[:, :2, 0] * box.half_u * to_grid, -rot[:, :2, 1] * box.half_v * to_grid,
-                         (centre - pose.new_tensor([0.0, camera.centre_y])) * to_grid], -1)   # (B, 2, 3)
-    grid = F.affine_grid(theta, [len(images), 3, box.rows, box.cols], align_corners=False)
-    return F.grid_sample(images, grid, align_corners=False, padding_mode="border")
-
-
-class PartReader(nn.Module):
-    """Crops (B, n, 3, rows, cols), n views of a part (both eyes, or the mouth) -> its parameters
-    (B, len(box.reads)), standardised: shared conv stages per view, the views' maps flattened and
-    joined, then an MLP."""
-
-    def __init__(self, box: PartBox, views: int, widths: tuple[int, ...], hidden: int):
-        super().__init__()
-        self.features = conv_stages(3, widths)
-        cells = (box.rows // 2 ** len(widths)) * (box.cols // 2 ** len(widths))
-        self.head = nn.Sequential(nn.Linear(views * widths[-1] * cells, hidden), nn.SiLU(),
-                                  nn.Linear(hidden, len(box.reads)))
-
-    def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        maps = self.features(rearrange(crops * 2 - 1, "b n c h w -> (b n) c h w"))
-        return self.head(rearrange(maps, "(b n) c h w -> b (n c h w)", b=len(crops)))
 
 
 class ParameterReader(nn.Module):

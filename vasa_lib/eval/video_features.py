@@ -42,7 +42,8 @@ from vasa_lib import paths
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.eval.motion import frechet_distance
 from vasa_lib.eval.pixels import frames_of
-from vasa_lib.eval.reader import GROUPS, NAMES, conv_stages, group_r2, renders
+from vasa_lib.eval.reader import GROUPS, NAMES, group_r2, renders
+from vasa_lib.face.crops import conv_stages
 from vasa_lib.motion.latents import WORLD, LatentSet, load_latents
 from vasa_lib.optim import one_cycle, param_groups
 from vasa_lib.world.identity import IDENTITY_SPLITS

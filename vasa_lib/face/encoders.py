@@ -4,7 +4,8 @@ From one image (B, 3, 128, 128):
 - `AppearanceEncoder`: the 3D appearance volume V_app (B, C, D, H/s, W/s) and the identity code
   z_id (B, id_dim);
 - `MotionEncoder`: the head pose z_pose (B, 6: yaw, pitch, roll, tx, ty, distance, in the world's
-  units and inside the world's ranges) and the facial dynamics code z_dyn (B, dyn_dim).
+  units and inside the world's ranges) and the facial dynamics code z_dyn (B, dyn_dim), optionally
+  read also from head-aligned crops of the eyes and the mouth taken at z_pose (`face.crops`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from vasa_lib.face.crops import EYE_BOX, MOUTH_BOX, PartReader, part_crops
 from vasa_lib.face.layers import ResBlock2d, down2d, norm
 from vasa_lib.world.params import POSE_LIMITS
 
@@ -53,11 +55,16 @@ class MotionEncoder(nn.Module):
     a shared linear layer, then two heads. The pose head ends in a sigmoid scaled to the world's
     pose ranges (`POSE_LIMITS`), so z_pose is explicit and can drive the rigid warp directly;
     z_dyn is free (learned without labels).
+
+    With `crops` (the images' framing), z_dyn adds what two small CNNs read from head-aligned crops
+    at z_pose (not trained through them): both eyes with their brows, and the mouth, at about twice
+    the image's resolution. The parameter reader needs them to read gaze at all (`face.crops`).
+    Their last layers start at zero, so a model trained without them starts unchanged.
     """
 
-    def __init__(self, width: int, dyn_dim: int, size: int = 128):
+    def __init__(self, width: int, dyn_dim: int, size: int = 128, crops: str | None = None):
         super().__init__()
-        w = width
+        w, self.framing = width, crops
         self.body = nn.Sequential(
             nn.Conv2d(3, w // 4, 3, padding=1), nn.SiLU(),
             down2d(w // 4, w // 4), ResBlock2d(w // 4, w // 2),   # H/2
@@ -71,8 +78,21 @@ class MotionEncoder(nn.Module):
         self.dyn_head = nn.Sequential(nn.Linear(2 * w, w), nn.SiLU(), nn.Linear(w, dyn_dim))
         self.register_buffer("pose_low", POSE_LIMITS[:, 0].clone(), persistent=False)
         self.register_buffer("pose_high", POSE_LIMITS[:, 1].clone(), persistent=False)
+        if crops:
+            widths = (w // 2, w, w)
+            self.eyes = PartReader(EYE_BOX, 2, widths, 2 * w, dyn_dim)
+            self.mouth = PartReader(MOUTH_BOX, 1, widths, 2 * w, dyn_dim)
+            for part in (self.eyes, self.mouth):
+                nn.init.zeros_(part.head[-1].weight)
+                nn.init.zeros_(part.head[-1].bias)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.read_out(rearrange(self.body(image), "b c h w -> b (c h w)"))
         pose = self.pose_low + (self.pose_high - self.pose_low) * torch.sigmoid(self.pose_head(h))
-        return pose, self.dyn_head(h)
+        dynamics = self.dyn_head(h)
+        if self.framing:
+            at = pose.detach()
+            eyes = torch.stack([part_crops(image, at, EYE_BOX, self.framing, mirror) for mirror in (False, True)], 1)
+            mouth = part_crops(image, at, MOUTH_BOX, self.framing).unsqueeze(1)
+            dynamics = dynamics + self.eyes(eyes) + self.mouth(mouth)
+        return pose, dynamics

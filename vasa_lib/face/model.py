@@ -48,6 +48,7 @@ class FaceConfig:
     max_flow: float = 0.25
     scale_depth: bool = True     # False: distance scales the image plane only, as the world's camera does
     padding: str = "zeros"       # what a warp reads outside the volume: "zeros" or "border" (face.warping)
+    part_crops: bool = False     # z_dyn also read from crops of the eyes and mouth at z_pose (face.crops)
     features: int = 128          # 2D generator channels at size/4
     generator_blocks: int = 2
 
@@ -86,7 +87,7 @@ class FaceModel(nn.Module):
         self.camera = framing(c.framing)
         self.appearance = AppearanceEncoder(c.app_width, c.volume_channels, c.volume_depth, c.id_dim, c.app_blocks,
                                             c.volume_stride)
-        self.motion_encoder = MotionEncoder(c.motion_width, c.dyn_dim, c.size)
+        self.motion_encoder = MotionEncoder(c.motion_width, c.dyn_dim, c.size, c.framing if c.part_crops else None)
         self.warp_to_canonical = WarpGenerator(c.dyn_dim, c.volume_depth, c.warp_channels, c.max_flow, c.flow_size)
         self.warp_from_canonical = WarpGenerator(c.dyn_dim, c.volume_depth, c.warp_channels, c.max_flow, c.flow_size)
         self.canonical_net = CanonicalNet(c.volume_channels, c.canonical_blocks)
