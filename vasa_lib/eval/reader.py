@@ -33,7 +33,7 @@ from torch import nn
 
 from vasa_lib.checkpoint import check_state
 from vasa_lib.eval.probes import r2_per_column
-from vasa_lib.face.crops import EYE_BOX, MOUTH_BOX, PartReader, conv_stages, part_crops
+from vasa_lib.face.crops import EYE_BOX, MOUTH_BOX, PartReader, conv_stages, eye_and_mouth_crops
 from vasa_lib.optim import TimedCycle, one_cycle, param_groups
 from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
 from vasa_lib.world.pairs import draw_motion, motion_bank
@@ -107,9 +107,7 @@ class ParameterReader(nn.Module):
         """The whole image's read (B, 17) with the facial parameters replaced by the part
         readers' (crops at the read pose, which is not trained through them)."""
         pose = (whole * self.std + self.mean)[:, :POSE_DIM].detach()
-        framing = self.config.framing
-        eyes = torch.stack([part_crops(images, pose, EYE_BOX, framing, mirror) for mirror in (False, True)], 1)
-        mouth = part_crops(images, pose, MOUTH_BOX, framing).unsqueeze(1)
+        eyes, mouth = eye_and_mouth_crops(images, pose, self.config.framing)
         out = whole.clone()
         out[:, self.part_index] = torch.cat([self.eyes(eyes), self.mouth(mouth)], -1)
         return out

@@ -46,7 +46,6 @@ MOUTH_BOX = PartBox(u=0.0, v=-0.29, half_u=0.17, half_v=0.13, rows=40, cols=48,
                     reads=("jaw_open", "lip_spread", "lip_round", "lip_close", "tongue", "smile"))
 
 
-
 def conv_stages(channels: int, widths: tuple[int, ...]) -> nn.Sequential:
     """Stride-2 conv stages (each conv, norm, SiLU, conv, norm, SiLU) from `channels` inputs."""
     layers = []
@@ -75,6 +74,13 @@ def part_crops(images: torch.Tensor, pose: torch.Tensor, box: PartBox, framing: 
                          (centre - pose.new_tensor([0.0, camera.centre_y])) * to_grid], -1)   # (B, 2, 3)
     grid = F.affine_grid(theta, [len(images), 3, box.rows, box.cols], align_corners=False)
     return F.grid_sample(images, grid, align_corners=False, padding_mode="border")
+
+
+def eye_and_mouth_crops(images: torch.Tensor, pose: torch.Tensor, framing: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both eyes (B, 2, 3, rows, cols), the second mirrored, and the mouth (B, 1, 3, rows, cols) of
+    images (B, 3, H, W) at head poses (B, 6): the views `PartReader`s take."""
+    eyes = torch.stack([part_crops(images, pose, EYE_BOX, framing, mirror) for mirror in (False, True)], 1)
+    return eyes, part_crops(images, pose, MOUTH_BOX, framing).unsqueeze(1)
 
 
 class PartReader(nn.Module):

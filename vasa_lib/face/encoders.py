@@ -14,7 +14,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from vasa_lib.face.crops import EYE_BOX, MOUTH_BOX, PartReader, part_crops
+from vasa_lib.face.crops import EYE_BOX, MOUTH_BOX, PartReader, eye_and_mouth_crops
 from vasa_lib.face.layers import ResBlock2d, down2d, norm
 from vasa_lib.world.params import POSE_LIMITS
 
@@ -91,8 +91,6 @@ class MotionEncoder(nn.Module):
         pose = self.pose_low + (self.pose_high - self.pose_low) * torch.sigmoid(self.pose_head(h))
         dynamics = self.dyn_head(h)
         if self.framing:
-            at = pose.detach()
-            eyes = torch.stack([part_crops(image, at, EYE_BOX, self.framing, mirror) for mirror in (False, True)], 1)
-            mouth = part_crops(image, at, MOUTH_BOX, self.framing).unsqueeze(1)
+            eyes, mouth = eye_and_mouth_crops(image, pose.detach(), self.framing)
             dynamics = dynamics + self.eyes(eyes) + self.mouth(mouth)
         return pose, dynamics
