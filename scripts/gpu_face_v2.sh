@@ -8,7 +8,8 @@
 #     bash scripts/gpu_face_v2.sh OUT_DIR
 #
 #   speed.json              benchmarks/face_train_speed.py on the GPU (fp32 and bf16 images/s)
-#   face/                   6.5 minutes of configs/face_gpu_v2.toml, from face_v2_run1's weights:
+#   face/                   6.5 minutes of configs/face_gpu_v2.toml, from face_v2_cpu's weights (run 1
+#                           fine-tuned on 2 CPU cores with both of the v2 fixes):
 #                           face.safetensors and resume.ckpt (every minute), its card,
 #                           train_face.log, metrics.csv
 # (The portrait reader that grades it trains on the CPU: configs/reader_portrait.toml.)
@@ -19,5 +20,5 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD VASA_DATA_DIR=${VASA_DATA_DIR:-$PWD/ru
 mkdir -p "$out"
 timeout 60 python benchmarks/face_train_speed.py --no-cpu --gpu-steps 15 --json > "$out/speed.json" 2> "$out/speed.err"
 timeout 450 python -m vasa_lib.train face --config configs/face_gpu_v2.toml --max-minutes 6.5 \
-    --init assets/checkpoints/face_v2_run1.safetensors --out "$out/face" > /dev/null 2>&1
+    --init assets/checkpoints/face_v2_cpu.safetensors --out "$out/face" > /dev/null 2>&1
 echo "done: $(ls "$out" "$out"/face | tr '\n' ' ')"

@@ -11,7 +11,17 @@ from vasa_lib.face.decoder import CanonicalNet, Generator2d, Projection
 from vasa_lib.face.encoders import AppearanceEncoder, MotionEncoder
 from vasa_lib.face.identity_net import IdentityNet, IdentityNetConfig
 from vasa_lib.face.lit import LitFace
-from vasa_lib.face.losses import POSE_SPREAD, detail_weights, pose_loss, psnr, reconstruction_loss, ssim
+from vasa_lib.face.losses import (
+    POSE_SPREAD,
+    consistency_loss,
+    cross_identity_loss,
+    detail_weights,
+    gradient_loss,
+    pose_loss,
+    psnr,
+    reconstruction_loss,
+    ssim,
+)
 from vasa_lib.face.model import FaceConfig, FaceModel
 from vasa_lib.face.warping import WarpGenerator, rotation_matrix, warp_from_canonical, warp_to_canonical
 from vasa_lib.world.identity import identity_from_id
@@ -153,6 +163,25 @@ def test_losses():
     assert psnr(x, (x + 0.1).clamp(0, 1)).min() > 19
     assert reconstruction_loss(x, x) == 0
 
+
+
+def test_losses_are_float32_under_bfloat16_autocast():
+    """Mixed-precision training (precision "bf16-mixed", the CPU recipe) must not change the losses:
+    in bfloat16 SSIM's variances of flat skin come out negative (an infinite loss), and small terms
+    such as l_consist round to steps of 1/256."""
+    poses = NEUTRAL_POSE.expand(2, 6).clone()
+    poses[1, 0] = 0.1
+    images = render(identity_from_id([0, 1]), poses, NEUTRAL_DYNAMICS.expand(2, -1), size=64)
+    target = images.flip(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = ssim(images, target)
+        loss = reconstruction_loss(images, target)
+    assert mixed.dtype == torch.float32 and torch.isfinite(loss)
+    torch.testing.assert_close(mixed, ssim(images, target))
+    half = images.bfloat16()
+    terms = [reconstruction_loss(half, target), gradient_loss(half, target), consistency_loss(half, target),
+             cross_identity_loss(half[:, 0, 0], target[:, 0, 0]), pose_loss(poses.bfloat16(), poses)]
+    assert all(t.dtype == torch.float32 for t in terms)
 
 def test_detail_weights_stress_mouth_and_eyes_and_pose_loss_is_in_spreads():
     images, parts = render(identity_from_id([0]), NEUTRAL_POSE[None], NEUTRAL_DYNAMICS[None], size=64, parts=True)

@@ -4,6 +4,7 @@ pairs without clips, the time-budgeted schedule, and the GPU recipe tried at tin
 from __future__ import annotations
 
 import json
+import math
 from itertools import islice
 from pathlib import Path
 
@@ -177,24 +178,29 @@ def tiny(config: str, tmp_path: Path, **replacements: str) -> str:
     return str(path)
 
 
-def test_gpu_recipe_at_tiny_scale(tmp_path, monkeypatch):
-    """The GPU command of the face model v2 (scripts/gpu_face_v2.sh), on the CPU for a few steps:
-    from run 1's weights, the part-crop readers it lacks starting fresh; checkpoint, card, log and
-    CSV in the output folder, run from another folder, and a model that loads."""
-    config = tiny("configs/face_gpu_v2.toml", tmp_path, **{
-        "batch_size = 128": "batch_size = 2", "max_minutes = 5.0": "max_minutes = 0.05",
-        "consist_pairs = 16": "consist_pairs = 1", "cross_pairs = 16": "cross_pairs = 1",
+@pytest.mark.parametrize("recipe, init, sizes", [
+    ("face_gpu_v2", "face_v2_cpu", {"batch_size = 128": "batch_size = 2", "max_minutes = 5.0": "max_minutes = 0.05",
+                                    "consist_pairs = 16": "consist_pairs = 1", "cross_pairs = 16": "cross_pairs = 1"}),
+    ("face_cpu_v2", "face_v2_run1", {"batch_size = 8": "batch_size = 2", "max_minutes = 120.0": "max_minutes = 0.05",
+                                     "consist_pairs = 2": "consist_pairs = 1"})], ids=["gpu", "cpu"])
+def test_face_v2_recipes_at_tiny_scale(tmp_path, monkeypatch, recipe, init, sizes):
+    """The GPU command of the face model v2 (scripts/gpu_face_v2.sh, from the CPU run's weights)
+    and the CPU recipe (bfloat16 mixed precision, from GPU run 1's weights, whose missing part-crop
+    readers start fresh), on the CPU for a few steps: checkpoint, card, log and CSV in the output
+    folder, run from another folder, and a model that loads."""
+    config = tiny(f"configs/{recipe}.toml", tmp_path, **sizes, **{
         "n_clips = 200": "n_clips = 2", "held_out_batches = 4": "held_out_batches = 1"})
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
-    run1 = paths.checkpoint("face_v2_run1")
-    train_main(["face", "--config", config, "--out", str(out), "--init", str(run1)])
+    train_main(["face", "--config", config, "--out", str(out), "--init", str(paths.checkpoint(init))])
     model = load_checkpoint(out / "face.safetensors", FaceModel)
     assert model.config.framing == "portrait" and model.config.volume_stride == 2 and model.config.part_crops
     info = json.loads((out / "face.json").read_text())["info"]
-    assert info["init"]["new_tensors"] > 0
-    assert "start fresh: motion_encoder.eyes" in (out / "train_face.log").read_text()
+    grown = init == "face_v2_run1"                 # run 1 has no part crops
+    assert (info["init"]["new_tensors"] > 0) == grown
+    assert ("start fresh: motion_encoder.eyes" in (out / "train_face.log").read_text()) == grown
     assert info["steps"] >= 1 and info["schedule"] == "time" and "test_people_psnr" in info["held_out_psnr"]
+    assert math.isfinite(info["final_metrics"]["train/loss"])
     assert "held_out_psnr" in (out / "face.md").read_text()
     assert "saved" in (out / "train_face.log").read_text()
     assert list(out.glob("version_*/metrics.csv"))

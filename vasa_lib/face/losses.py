@@ -21,20 +21,23 @@ def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tenso
 
 def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Structural similarity per image: x, y (B, C, H, W) in [0, 1] -> (B,) (Wang et al. 2004,
-    Gaussian window, valid region only)."""
-    g = _gaussian_window(window, sigma, x)
-    c = x.shape[1]
-    kx = g.view(1, 1, 1, -1).expand(c, 1, 1, window)
-    ky = g.view(1, 1, -1, 1).expand(c, 1, window, 1)
+    Gaussian window, valid region only). Always in float32, also under mixed precision: the
+    variances are differences of means, which bfloat16 can turn negative (an infinite loss)."""
+    with torch.autocast(x.device.type, enabled=False):
+        x, y = x.float(), y.float()
+        g = _gaussian_window(window, sigma, x)
+        c = x.shape[1]
+        kx = g.view(1, 1, 1, -1).expand(c, 1, 1, window)
+        ky = g.view(1, 1, -1, 1).expand(c, 1, window, 1)
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(t, kx, groups=c), ky, groups=c)
+        def blur(t: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(F.conv2d(t, kx, groups=c), ky, groups=c)
 
-    mx, my = blur(x), blur(y)
-    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return s.mean(dim=(1, 2, 3))
+        mx, my = blur(x), blur(y)
+        vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+        c1, c2 = 0.01**2, 0.03**2
+        s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+        return s.mean(dim=(1, 2, 3))
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -48,7 +51,9 @@ def reconstruction_loss(x: torch.Tensor, y: torch.Tensor, ssim_weight: float = 0
     """L1 at full and half resolution plus ssim_weight * (1 - SSIM): a scalar.
 
     weight (B, 1, H, W), optional: per-pixel L1 weights (see `detail_weights`), mean 1 or more.
+    Like every loss here it is computed in float32, also from bfloat16 images (mixed precision).
     """
+    x, y = x.float(), y.float()
     weight = torch.ones_like(x[:, :1]) if weight is None else weight
     l1 = ((x - y).abs() * weight).mean() + ((F.avg_pool2d(x, 2) - F.avg_pool2d(y, 2)).abs()
                                             * F.avg_pool2d(weight, 2)).mean()
@@ -59,6 +64,7 @@ def gradient_loss(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None 
     """L1 between the horizontal and vertical pixel differences of x and y (B, C, H, W): a scalar.
     An average of plausible images is blurred, with weaker edges than any of them; this term
     asks for the target's edges where they are (weight (B, 1, H, W) as in `reconstruction_loss`)."""
+    x, y = x.float(), y.float()
     weight = torch.ones_like(x[:, :1]) if weight is None else weight
     dx = ((x.diff(dim=3) - y.diff(dim=3)).abs() * weight[..., 1:]).mean()
     dy = ((x.diff(dim=2) - y.diff(dim=2)).abs() * weight[..., 1:, :]).mean()
@@ -87,17 +93,17 @@ POSE_SPREAD = torch.tensor([0.17, 0.11, 0.075, 0.031, 0.022, 0.15])
 def pose_loss(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """Mean squared error of the pose (B, 6), each parameter in units of its natural spread
     (pose encoder pre-training; a unit loss means no better than guessing the mean pose)."""
-    spread = POSE_SPREAD.to(predicted)
-    return F.mse_loss(predicted / spread, true / spread)
+    spread = POSE_SPREAD.to(true.device)
+    return F.mse_loss(predicted.float() / spread, true.float() / spread)
 
 
 def consistency_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """l_consist (VASA-1 Sec. 3.1): L1 between decode(app_j, pose_i, dyn_j) (a) and
     decode(app_i, pose_i, dyn_j) (b), images (B, 3, H, W)."""
-    return (a - b).abs().mean()
+    return (a.float() - b.float()).abs().mean()
 
 
 def cross_identity_loss(source_embedding: torch.Tensor, reenacted_embedding: torch.Tensor) -> torch.Tensor:
     """l_cross_id (VASA-1 Sec. 3.1): 1 - cosine similarity of face-recognition embeddings (B, E)
     of the source and of the source re-enacted with another person's motion."""
-    return 1 - F.cosine_similarity(source_embedding, reenacted_embedding, dim=-1).mean()
+    return 1 - F.cosine_similarity(source_embedding.float(), reenacted_embedding.float(), dim=-1).mean()
