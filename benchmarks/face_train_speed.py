@@ -7,8 +7,8 @@ GPU. Prints one JSON object.
 
 Each device runs its own recipe, as trained: the CPU the CPU config's batch and extra decodes, the
 GPU the GPU config's. cpu_images_per_second: on `--threads` CPU threads (2 by default) in float32;
-cpu_bf16_images_per_second: the same under bfloat16 autocast (precision "bf16-mixed": about twice
-as fast on CPUs with native bfloat16, AVX512-BF16 or AMX, slower on others); gpu_images_per_second:
+cpu_bf16_images_per_second: the same under bfloat16 autocast (precision "bf16-mixed": 1.5-2x as
+fast on CPUs with native bfloat16, AVX512-BF16 or AMX, slower on others); gpu_images_per_second:
 on the GPU in float32 (TF32 matrix products); gpu_bf16_images_per_second: under bfloat16 autocast;
 render_share: the part of a step spent rendering the batch. An image is one frame of a pair (a
 step sees 2 x batch images).

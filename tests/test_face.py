@@ -164,7 +164,6 @@ def test_losses():
     assert reconstruction_loss(x, x) == 0
 
 
-
 def test_losses_are_float32_under_bfloat16_autocast():
     """Mixed-precision training (precision "bf16-mixed", the CPU recipe) must not change the losses:
     in bfloat16 SSIM's variances of flat skin come out negative (an infinite loss), and small terms
@@ -182,6 +181,7 @@ def test_losses_are_float32_under_bfloat16_autocast():
     terms = [reconstruction_loss(half, target), gradient_loss(half, target), consistency_loss(half, target),
              cross_identity_loss(half[:, 0, 0], target[:, 0, 0]), pose_loss(poses.bfloat16(), poses)]
     assert all(t.dtype == torch.float32 for t in terms)
+
 
 def test_detail_weights_stress_mouth_and_eyes_and_pose_loss_is_in_spreads():
     images, parts = render(identity_from_id([0]), NEUTRAL_POSE[None], NEUTRAL_DYNAMICS[None], size=64, parts=True)
