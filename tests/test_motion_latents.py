@@ -144,6 +144,17 @@ def test_world_space_is_the_clips_own_parameters(tmp_path):
     assert lat.motion_space("world") == lat.WORLD and lat.space_key(lat.WORLD) == lat.WORLD
 
 
+def test_many_voices_are_a_set_of_their_own(tmp_path):
+    """voices="many": the same clips spoken by other voices, cached apart from the world's own."""
+    world = load_latents("train", 2, lat.WORLD, cache_dir=tmp_path)
+    many = load_latents("train", 2, lat.WORLD, cache_dir=tmp_path, voices="many")
+    assert many.info["voices"] == "many" and world.info["voices"] == "world"
+    assert not torch.equal(world.mel[:20], many.mel[:20])                      # other voices, other audio
+    assert_close(load_latents("train", 1, lat.WORLD, cache_dir=tmp_path).motion, world.motion[: world.lengths()[0]])
+    assert_close(load_latents("train", 1, lat.WORLD, cache_dir=tmp_path, voices="many").mel,
+                 many.mel[: many.lengths()[0]])
+
+
 def test_motion_and_evaluators_train_in_the_world_space(tmp_path):
     """The motion generator and its evaluators train on the world's parameters with the same
     commands (configs/motion_world.toml, motion_evaluators_world.toml at tiny scale)."""

@@ -9,7 +9,7 @@ from vasa_lib.world.frame_tuples import WorldDataModule
 from vasa_lib.world.identity import IDENTITY_SPLITS, split_of
 from vasa_lib.world.params import FPS, SAMPLE_RATE
 from vasa_lib.world.renderer import PARTS
-from vasa_lib.world.speech import synthesize
+from vasa_lib.world.speech import MANY_VOICES, TEST_VOICES, TRAIN_VOICES, synthesize
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,25 @@ def test_clip_is_deterministic_and_consistent():
 def test_test_split_holds_out_people():
     test_ids = {make_clip(i, "test").identity_id for i in range(4)}
     assert all(i in IDENTITY_SPLITS["test"] for i in test_ids)
+
+
+def test_many_voices_change_only_the_voice_and_keep_test_voices_unheard(tmp_path):
+    world, many = [make_clip(i, "train") for i in range(6)], [make_clip(i, "train", "many") for i in range(6)]
+    assert all(m.voice in MANY_VOICES for m in many)
+    assert sum(w.voice != m.voice for w, m in zip(world, many)) >= 5
+    for w, m in zip(world, many):   # the same clip otherwise: text, person, controls, motion seed
+        assert (w.text, w.identity_id, w.emotion, w.gaze, w.distance) == (m.text, m.identity_id, m.emotion, m.gaze,
+                                                                          m.distance)
+    assert set(TRAIN_VOICES) <= set(MANY_VOICES)
+    for voice in TEST_VOICES:      # neither the accent nor the variant of a test voice is among them
+        accent, variant = voice.split("+")
+        assert not any(v.startswith(accent + "+") or v.endswith("+" + variant) for v in MANY_VOICES)
+    cached = load_clip(2, "train", tmp_path, "many")
+    assert cached.voice == many[2].voice and load_clip(2, "train", tmp_path).voice == world[2].voice
+    with pytest.raises(ValueError, match="test clips keep the world's voices"):
+        make_clip(0, "test", "many")
+    with pytest.raises(ValueError, match="unknown voices"):
+        make_clip(0, "train", "some")
 
 
 def test_cache_round_trip(tmp_path):

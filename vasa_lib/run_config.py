@@ -125,6 +125,7 @@ class MotionData:
     batch_size: int = 32
     seed: int = 0
     cache_dir: str = ""
+    voices: str = "world"                # "many": train and val clips spoken by speech.MANY_VOICES instead of 14
 
 
 @dataclass

@@ -380,7 +380,7 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
         latents = ingested_latents(video_data, face)
     else:
         latents = {split: load_latents(split, getattr(data, f"n_{split}"), face, cache_dir=data.cache_dir or None,
-                                       verbose=True) for split in ("train", "val")}
+                                       verbose=True, voices=data.voices) for split in ("train", "val")}
     # seeded after the data: encoding uncached latents builds a face model (random init draws from
     # torch's generator), and a run must not depend on what the cache held
     L.seed_everything(data.seed, workers=True)
@@ -398,7 +398,7 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
     command = command or f"python -m vasa_lib.train motion --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "data_seed": data.seed,
             "face_checkpoint": data.face_checkpoint, "face_hash": latents["train"].info["face_hash"],
-            "video_data": video_data, "n_train_clips": len(latents["train"]),
+            "video_data": video_data, "voices": data.voices, "n_train_clips": len(latents["train"]),
             "n_train_frames": len(latents["train"].motion), "n_val_clips": len(latents["val"]),
             "torch": torch.__version__, "machine": _machine()}
     info |= fit(lit, train, path, info, resume, train_dataloaders=loaders["train"], val_dataloaders=loaders["val"])
@@ -417,12 +417,13 @@ def train_evaluators(config_path: str, command: str = "", out: str | None = None
     run = load_run(config_path, EvaluatorsRun)
     set_threads(run.train.threads)
     face = motion_space(run.data.face_checkpoint)
-    latents = load_latents("train", run.data.n_train, face, cache_dir=run.data.cache_dir or None, verbose=True)
+    latents = load_latents("train", run.data.n_train, face, cache_dir=run.data.cache_dir or None, verbose=True,
+                           voices=run.data.voices)
     models, report = fit_evaluators(latents, {name: getattr(run, name) for name in EVALUATORS},
                                     log_every=run.train.log_every)
     command = command or f"python -m vasa_lib.train evaluators --config {config_path}"
     info = {"command": command, "config_file": str(config_path), "face_checkpoint": run.data.face_checkpoint,
-            "face_hash": latents.info["face_hash"], "n_train_clips": run.data.n_train,
+            "face_hash": latents.info["face_hash"], "voices": run.data.voices, "n_train_clips": run.data.n_train,
             "n_train_frames": len(latents.motion), "torch": torch.__version__, **report}
     folder = paths.course_path(out or run.train.checkpoint_dir)
     return [finish(model, evaluator_path(name, folder, str(face) == WORLD), info,

@@ -192,27 +192,30 @@ def clip_set(clips: Sequence[Clip], motion: torch.Tensor, info: dict | None = No
     )
 
 
-def reseeded_clip(index: int, split: str, motion_seed: int) -> Clip:
+def reseeded_clip(index: int, split: str, motion_seed: int, voices: str = "world") -> Clip:
     """Clip `index` of a split with the same speech, person and controls but another motion:
     another sample of the one-to-many mapping from audio to motion."""
-    return make_clip(index, split, motion_seed=int(np.random.default_rng([index, motion_seed]).integers(1 << 30)))
+    return make_clip(index, split, voices,
+                     motion_seed=int(np.random.default_rng([index, motion_seed]).integers(1 << 30)))
 
 
 def load_latents(split: str, count: int, face_checkpoint: str | Path, start: int = 0, motion_seed: int | None = None,
-                 cache_dir: str | Path | None = None, batch_size: int = 64, verbose: bool = False) -> LatentSet:
+                 cache_dir: str | Path | None = None, batch_size: int = 64, verbose: bool = False,
+                 voices: str = "world") -> LatentSet:
     """Latents of clips start .. start + count - 1 of a split, encoded with the face checkpoint, or
     with face_checkpoint = WORLD the clips' own parameters (`world_parameters`).
 
     Cached under cache_dir/motion_latents/ (see `data_dir`) as
-    `{face hash}{code hash}-{split}-{start}-{count}[-seed{motion_seed}].safetensors`; a larger cached set
-    with the same start is sliced. motion_seed: encode `reseeded_clip`s instead of the clips.
+    `{face hash}{code hash}-{split}-{start}-{count}[-seed{motion_seed}][-many].safetensors`; a larger
+    cached set with the same start is sliced. motion_seed: encode `reseeded_clip`s instead of the
+    clips. voices: "many" speaks train and val clips with more voices (`clips.make_clip`).
     """
     if count < 1 or start < 0:
         raise ValueError(f"need count >= 1 and start >= 0, got count={count}, start={start}")
     face_hash = space_key(face_checkpoint)
     key = face_hash + source_hash(*LATENT_CODE)
     folder = data_dir(cache_dir) / "motion_latents"
-    suffix = "" if motion_seed is None else f"-seed{motion_seed}"
+    suffix = ("" if motion_seed is None else f"-seed{motion_seed}") + ("" if voices == "world" else f"-{voices}")
     for cached in sorted(folder.glob(f"{key}-{split}-{start}-*{suffix}.safetensors")):
         n = cached.name.removesuffix(".safetensors").removesuffix(suffix).split("-")[-1]
         if n.isdigit() and int(n) >= count:
@@ -222,14 +225,14 @@ def load_latents(split: str, count: int, face_checkpoint: str | Path, start: int
                 cached.unlink(missing_ok=True)      # damaged: rebuilt below
     clip_dir = data_dir(cache_dir)
     indices = range(start, start + count)
-    clips = [load_clip(i, split, clip_dir) if motion_seed is None else reseeded_clip(i, split, motion_seed)
-             for i in indices]
+    clips = [load_clip(i, split, clip_dir, voices) if motion_seed is None
+             else reseeded_clip(i, split, motion_seed, voices) for i in indices]
     if verbose:
         how = "taking the world's parameters of" if face_hash == WORLD else "encoding"
         print(f"{how} {sum(c.n_frames for c in clips)} frames of {count} {split} clips"
               + ("" if face_hash == WORLD else f" with {face_checkpoint}"), file=sys.stderr, flush=True)
     info = {"face_checkpoint": str(face_checkpoint), "face_hash": face_hash, "split": split, "start": start,
-            "count": count, "motion_seed": motion_seed}
+            "count": count, "motion_seed": motion_seed, "voices": voices}
     if face_hash == WORLD:
         latents = world_parameters(clips, info)
     else:

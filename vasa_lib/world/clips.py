@@ -45,6 +45,7 @@ WORLD_VERSION = 1  # seeds every clip's draws: bump to draw a new world
 CLIP_CODE = tuple(f"world/{name}.py" for name in
                   ("params", "identity", "speech", "sentences", "articulation", "behaviour", "clips"))
 SPLITS = tuple(IDENTITY_SPLITS)
+VOICES = ("world", "many")  # whose voices speak a clip: the split's own, or speech.MANY_VOICES (train and val only)
 HOP = SAMPLE_RATE // FPS  # audio samples per video frame
 
 
@@ -112,11 +113,18 @@ def clip_from_speech(
                 emotion, (float(gaze[0]), float(gaze[1])), float(distance), pose, dynamics)
 
 
-def make_clip(index: int, split: str = "train", **overrides) -> Clip:
+def make_clip(index: int, split: str = "train", voices: str = "world", **overrides) -> Clip:
     """Clip number `index` of a split, deterministic. Keyword overrides (text, voice, identity_id,
-    emotion, gaze, distance, motion_seed) replace the drawn choice."""
+    emotion, gaze, distance, motion_seed) replace the drawn choice. voices="many": the same clip
+    (text, person, controls, motion seed, speaking rate and pitch) spoken by one of the 456
+    `speech.MANY_VOICES` instead, drawn from its own seed; train and val clips only, so that the
+    test split's unheard voices stay unheard."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+    if voices not in VOICES:
+        raise ValueError(f"unknown voices {voices!r}; choose one of {VOICES}")
+    if voices == "many" and split == "test":
+        raise ValueError("test clips keep the world's voices (half of them are never heard in training)")
     if index < 0:
         raise ValueError(f"clip index must be >= 0, got {index}")
     rng = np.random.default_rng([index, SPLITS.index(split), WORLD_VERSION])
@@ -132,6 +140,9 @@ def make_clip(index: int, split: str = "train", **overrides) -> Clip:
         "motion_seed": int(rng.integers(1 << 30)),
         "voice": voice["voice"],
     }
+    if voices == "many":
+        voice_rng = np.random.default_rng([index, SPLITS.index(split), WORLD_VERSION, 1])
+        choice["voice"] = str(voice_rng.choice(tts.MANY_VOICES))
     unknown = set(overrides) - set(choice)
     if unknown:
         raise ValueError(f"unknown clip settings {sorted(unknown)}; allowed: {sorted(choice)}")
@@ -142,8 +153,9 @@ def make_clip(index: int, split: str = "train", **overrides) -> Clip:
                             choice["motion_seed"], split=split, index=index)
 
 
-def _cache_path(cache_dir: Path, split: str, index: int) -> Path:
-    return Path(cache_dir) / f"world-{source_hash(*CLIP_CODE)}" / split / f"{index:07d}.npz"
+def _cache_path(cache_dir: Path, split: str, index: int, voices: str = "world") -> Path:
+    folder = split if voices == "world" else f"{split}-{voices}-voices"
+    return Path(cache_dir) / f"world-{source_hash(*CLIP_CODE)}" / folder / f"{index:07d}.npz"
 
 
 def save_clip(clip: Clip, path: Path) -> None:
@@ -166,17 +178,17 @@ def read_clip(path: Path) -> Clip:
                     (float(g0), float(g1)), float(distance), f["pose"], f["dynamics"])
 
 
-def load_clip(index: int, split: str = "train", cache_dir: str | Path | None = None) -> Clip:
-    """`make_clip(index, split)`, cached on disk under cache_dir when one is given."""
+def load_clip(index: int, split: str = "train", cache_dir: str | Path | None = None, voices: str = "world") -> Clip:
+    """`make_clip(index, split, voices)`, cached on disk under cache_dir when one is given."""
     if cache_dir is None:
-        return make_clip(index, split)
-    path = _cache_path(Path(cache_dir), split, index)
+        return make_clip(index, split, voices)
+    path = _cache_path(Path(cache_dir), split, index, voices)
     if path.exists():
         try:
             return read_clip(path)
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
-    clip = make_clip(index, split)
+    clip = make_clip(index, split, voices)
     save_clip(clip, path)
     return clip
 

@@ -51,6 +51,17 @@ TRAIN_VOICES: list[str] = [
 ]
 TEST_VOICES: list[str] = ["en-us-nyc+f4", "en-gb-x-gbcwmd+m8"]   # accents and variants unseen in training
 FOREIGN_VOICES: list[str] = ["de+m3", "de+f2"]                 # German: out-of-distribution speech
+# Many voices, for training on more than the 14 (issue 19; `clips.make_clip(..., voices="many")`):
+# eSpeak NG's English accents and human voice variants, less the test voices' accents (nyc, gbcwmd)
+# and variants (f4, m8). 6 x 76 = 456 voices, the 14 training voices among them.
+MANY_ACCENTS: list[str] = ["en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan"]
+MANY_VARIANTS: list[str] = """
+    m1 m2 m3 m4 m5 m6 m7 f1 f2 f3 f5 Alex Alicia Andrea Andy Annie AnxiousAndy Denis Diogo Gene Gene2
+    Henrique Hugo Jacky Lee Marco Mario Michael Mike Nguyen Reed Storm adam anika announcer antonio aunty
+    belinda benjamin boris caleb david ed edward edward2 grandma grandpa gustave ian iven iven2 iven3 iven4
+    john kaukovalta linda marcelo max michel miguel mike2 norbert pablo paul pedro quincy rob robert sandro
+    shelby steph steph2 steph3 travis victor zac""".split()
+MANY_VOICES: list[str] = [f"{accent}+{variant}" for accent in MANY_ACCENTS for variant in MANY_VARIANTS]
 
 # ----------------------------------------------------------------------------------------------
 # Public API
