@@ -299,6 +299,21 @@ def test_windows_of_world_clips(world_windows):
     assert mean.shape == std.shape == (17,)
 
 
+def test_lead_in_makes_a_clips_first_frames_targets():
+    """lead_in = K: windows may start K frames early, filled with the clip's first frame, so the target (the
+    last W frames) can be the clip's first W; without it the first K frames are never a target."""
+    motion, audio = torch.arange(40.0)[:, None].repeat(1, 3), torch.zeros(40, 320)
+    controls = [{"gaze": torch.zeros(2), "distance": torch.ones(1), "emotion": torch.tensor(0)}]
+    plain, early = (MotionWindows([motion], [audio], controls, length=12, windows_per_clip=400, fixed=True,
+                                  lead_in=lead_in) for lead_in in (0, 4))
+    assert min(float(item["motion"][4, 0]) for item in plain) == 4
+    starts = [item["motion"][:, 0] for item in early]
+    assert min(float(m[4]) for m in starts) == 0 and max(float(m[-1]) for m in starts) == 39
+    assert any(torch.equal(m, torch.tensor([0.0] * 5 + list(range(1, 8)))) for m in starts)
+    with pytest.raises(ValueError, match="lead_in"):
+        MotionWindows([motion], [audio], controls, length=12, lead_in=-1)
+
+
 def test_training_on_the_worlds_motion_lowers_the_loss(world_windows):
     """Ground-truth pose + dynamics (17 dims) stand in for the face model's latents; the mel
     encoder trains jointly; conditions are dropped as in real training."""

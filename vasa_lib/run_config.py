@@ -126,6 +126,7 @@ class MotionData:
     seed: int = 0
     cache_dir: str = ""
     voices: str = "world"                # "many": train and val clips spoken by speech.MANY_VOICES instead of 14
+    lead_in: int = 0                     # frames a training window may start before its clip (motion.windows)
 
 
 @dataclass

@@ -391,7 +391,7 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
     lit.model.transformer.set_motion_stats(*latents["train"].stats())
     length = model.get("context", 10) + model.get("window", 25)
     windows = {split: MotionWindows.from_latents(latents[split], length, data.windows_per_clip,
-                                                 fixed=split == "val") for split in latents}
+                                                 fixed=split == "val", lead_in=data.lead_in) for split in latents}
     loaders = {split: DataLoader(windows[split], batch_size=data.batch_size, shuffle=split == "train",
                                  drop_last=split == "train") for split in windows}
     path = paths.course_path(train.checkpoint)

@@ -7,7 +7,10 @@ face model's latents [z_pose, z_dyn] of the clip's frames (`MotionWindows.from_l
 the world's ground-truth pose and dynamics (17 numbers, `MotionWindows.from_clips`).
 
 Windows are drawn at random positions each time (`fixed=True`: always the same ones, for
-validation); clips shorter than K + W frames are padded by repeating their last frame.
+validation); clips shorter than K + W frames are padded by repeating their last frame. With
+`lead_in` > 0 a window may start up to that many frames before its clip, those frames filled with
+the clip's first (the person sitting still in silence before speaking): a clip's first frames,
+which generation's first window makes without a previous one, are then targets in training too.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ def motion_stats(motions: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.T
 
 class MotionWindows(Dataset):
     """Windows of K + W = `length` frames: {"motion": (K+W, D), "audio": (K+W, 320), "gaze": (2,),
-    "distance": (1,), "emotion": ()}. `windows_per_clip` items per clip and epoch.
+    "distance": (1,), "emotion": ()}. `windows_per_clip` items per clip and epoch; `lead_in` frames
+    of stillness before each clip (module docstring).
 
     motion [(T_i, D)], audio [(T_i, 320)] mel stacks and controls [{"gaze", "distance", "emotion"}]
     per clip; usually built with `from_latents` or `from_clips`.
@@ -46,24 +50,24 @@ class MotionWindows(Dataset):
 
     def __init__(self, motion: Sequence[torch.Tensor], audio: Sequence[torch.Tensor],
                  controls: Sequence[dict[str, torch.Tensor]], length: int, windows_per_clip: int = 8,
-                 fixed: bool = False):
+                 fixed: bool = False, lead_in: int = 0):
         if not len(motion) == len(audio) == len(controls) > 0:
             raise ValueError(f"need as many motions, audios and controls (at least one), got "
                              f"{len(motion)}, {len(audio)}, {len(controls)}")
         bad = [i for i, (m, a) in enumerate(zip(motion, audio)) if len(m) != len(a) or len(m) == 0]
         if bad:
             raise ValueError(f"clip {bad[0]}: motion and audio must have the same number of frames (>= 1)")
-        if length < 1:
-            raise ValueError(f"window length must be >= 1, got {length}")
+        if length < 1 or lead_in < 0:
+            raise ValueError(f"need a window length >= 1 and lead_in >= 0, got {length} and {lead_in}")
         self.motion, self.audio, self.controls = list(motion), list(audio), list(controls)
-        self.length, self.windows_per_clip, self.fixed = length, windows_per_clip, fixed
+        self.length, self.windows_per_clip, self.fixed, self.lead_in = length, windows_per_clip, fixed, lead_in
 
     @classmethod
     def from_latents(cls, latents: LatentSet, length: int, windows_per_clip: int = 8,
-                     fixed: bool = False) -> MotionWindows:
+                     fixed: bool = False, lead_in: int = 0) -> MotionWindows:
         """Windows of the face model's motion latents [z_pose, z_dyn] (what VASA-1 trains on)."""
         return cls(latents.split("motion"), latents.split("mel"), [latents.controls(i) for i in range(len(latents))],
-                   length, windows_per_clip, fixed)
+                   length, windows_per_clip, fixed, lead_in)
 
     @classmethod
     def from_clips(cls, clips: Sequence[Clip], length: int, windows_per_clip: int = 8,
@@ -81,6 +85,8 @@ class MotionWindows(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         i = index // self.windows_per_clip
         motion, audio = self.motion[i], self.audio[i]
+        if self.lead_in:    # repeat the first frame
+            motion, audio = (F.pad(x.T[None], (self.lead_in, 0), mode="replicate")[0].T for x in (motion, audio))
         spare = len(motion) - self.length
         if spare < 0:   # repeat the last frame
             motion, audio = (F.pad(x.T[None], (0, -spare), mode="replicate")[0].T for x in (motion, audio))
