@@ -85,12 +85,10 @@ class MotionWindows(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         i = index // self.windows_per_clip
         motion, audio = self.motion[i], self.audio[i]
-        if self.lead_in:    # repeat the first frame
-            motion, audio = (F.pad(x.T[None], (self.lead_in, 0), mode="replicate")[0].T for x in (motion, audio))
+        short = max(0, self.length - self.lead_in - len(motion))
+        if self.lead_in or short:   # repeat the first frame lead_in times, the last to fill a short clip
+            motion, audio = (F.pad(x.T[None], (self.lead_in, short), mode="replicate")[0].T for x in (motion, audio))
         spare = len(motion) - self.length
-        if spare < 0:   # repeat the last frame
-            motion, audio = (F.pad(x.T[None], (0, -spare), mode="replicate")[0].T for x in (motion, audio))
-            spare = 0
         start = (int(np.random.default_rng(index).integers(0, spare + 1)) if self.fixed
                  else int(torch.randint(0, spare + 1, ())))
         return {"motion": motion[start: start + self.length], "audio": audio[start: start + self.length],
