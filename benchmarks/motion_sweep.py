@@ -32,7 +32,7 @@ from vasa_lib.motion.transformer import CONDITIONS
 from vasa_lib.world.params import dyn_index
 
 SHOWN = ("lip_sync_corr", "jaw_amplitude", "sync_conf", "delta_p", "gaze_err_deg", "distance_err", "emotion_acc",
-         "blinks_per_min")
+         "blinks_per_min", "start_shut_share")
 
 
 def averaged(per_clip: list[dict[str, float]]) -> dict[str, float]:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from vasa_lib.audio.encoder import MelEncoder, MelEncoderConfig, PretrainedSpeechEncoder
+from vasa_lib.audio.encoder import MelEncoder, MelEncoderConfig, PretrainedSpeechEncoder, receptive_radius
 from vasa_lib.audio.mel import (
     FRAME_FEATURE_DIM,
     audio_frame_features,
@@ -112,6 +112,23 @@ def test_mel_encoder_shapes_and_gradients():
     assert enc.encode(torch.zeros(2, 1300)).shape == (2, 3, 24)
     with pytest.raises(ValueError, match="mel frame stacks"):
         enc(torch.zeros(1, 9, 80))
+
+
+def test_mel_encoder_edges():
+    """"replicate" repeats the first and last frames past the ends: only the frames within the
+    receptive radius of an end change against zero padding."""
+    torch.manual_seed(0)
+    mel = audio_frame_features(torch.from_numpy(speechlike(640 * 20)).float()[None])
+    zeros = MelEncoder(MelEncoderConfig(dim=24, layers=2, kernel_size=3))
+    replicate = MelEncoder(MelEncoderConfig(dim=24, layers=2, kernel_size=3, edges="replicate"))
+    replicate.load_state_dict(zeros.state_dict())
+    r = receptive_radius(zeros)
+    a, b = zeros(mel), replicate(mel)
+    assert b.shape == a.shape == (1, 20, 24)
+    assert_close(a[:, r:-r], b[:, r:-r])
+    assert not torch.allclose(a[:, 0], b[:, 0]) and not torch.allclose(a[:, -1], b[:, -1])
+    with pytest.raises(ValueError, match="edges"):
+        MelEncoderConfig(edges="reflect")
 
 
 # --- Wav2Vec2 / HuBERT through transformers, tiny random configs, nothing downloaded -------------

@@ -22,6 +22,7 @@ from vasa_lib.eval.motion import (
     parse_scales,
     pearson,
     seam_ratio,
+    shut_at_start,
     window_features,
 )
 from vasa_lib.eval.probes import MotionProbes, ProbeConfig
@@ -72,6 +73,9 @@ def test_blinks_and_half_blinks():
     eyelid[-2:] = 0.35                                                # a flicker cut off at the end
     assert blinks_per_minute(eyelid) == 1.0
     assert half_blinks_per_minute(eyelid) == 2.0
+    assert shut_at_start(eyelid) == 0.0
+    eyelid[:3] = 1.0                                                  # shut as the clip starts: no closing to count
+    assert blinks_per_minute(eyelid) == 1.0 and shut_at_start(eyelid) == 1.0
 
 
 def test_seam_ratio_sees_a_jump_at_each_window_border():

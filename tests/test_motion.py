@@ -12,15 +12,25 @@ from torch.testing import assert_close
 from torch.utils.data import DataLoader
 
 import vasa_lib.motion.generate as gen
+from vasa_lib.audio.encoder import MelEncoder, MelEncoderConfig, receptive_radius
 from vasa_lib.motion.baseline import RegressionBaseline
 from vasa_lib.motion.generate import Controls, generate
 from vasa_lib.motion.guidance import DROP_PROBS, guided_x0, sample_drop
-from vasa_lib.motion.lit import LitMotion, diffusion_loss, motion_loss, regression_loss, shorten, split_batch
+from vasa_lib.motion.lit import (
+    LitMotion,
+    diffusion_loss,
+    dim_weight_list,
+    motion_loss,
+    regression_loss,
+    shorten,
+    split_batch,
+)
 from vasa_lib.motion.sampler import ddim_sample, ddim_step, ddim_timesteps
 from vasa_lib.motion.schedule import NoiseSchedule
 from vasa_lib.motion.transformer import CONDITIONS, MotionConditions, MotionConfig, MotionTransformer
 from vasa_lib.motion.windows import MotionWindows, motion_stats
 from vasa_lib.world.clips import make_clip
+from vasa_lib.world.params import DYNAMICS_DIM, POSE_DIM, dyn_index
 
 D, CA, W, K = 5, 6, 8, 3
 TINY = MotionConfig(motion_dim=D, audio_dim=CA, window=W, context=K, width=32, depth=2, heads=2)
@@ -199,6 +209,21 @@ def test_motion_loss_terms():
     head_only = motion_loss(jumpy, x0, velocity_weight=1.0, velocity_dims=D - 1)
     assert head_only == pytest.approx(float(jumpy.square().mean()))     # the step lies outside the velocity term
     assert motion_loss(jumpy, x0, velocity_weight=1.0) > head_only
+    weights = torch.ones(D)
+    weights[-1] = 4.0                                     # the last number's error counts four times
+    assert motion_loss(jumpy, x0, dim_weights=weights) == pytest.approx(4 * float(jumpy.square().mean()))
+
+
+def test_dim_weights_by_name():
+    """[train] dim_weights name the world's numbers; 1 for the rest; a latent space names its pose only."""
+    weights = dim_weight_list({"eyelid": 8.0, "yaw": 2.0}, POSE_DIM + DYNAMICS_DIM)
+    assert len(weights) == 17 and weights[0] == 2.0 and weights[POSE_DIM + dyn_index("eyelid")] == 8.0
+    assert sum(weights) == 17 + 1 + 7
+    assert dim_weight_list({}, 17) is None and dim_weight_list({"distance": 3.0}, 38)[5] == 3.0
+    with pytest.raises(ValueError, match="eyelid"):
+        dim_weight_list({"eyelid": 8.0}, 38)                 # z_dyn has no named numbers
+    with pytest.raises(ValueError, match="one weight per motion number"):
+        LitMotion(model=dict(motion_dim=17, audio_dim=32), audio_encoder=dict(dim=32), dim_weights=[1.0] * 3)
 
 
 # --- generation --------------------------------------------------------------------------------------
@@ -312,6 +337,30 @@ def test_lead_in_makes_a_clips_first_frames_targets():
     assert any(torch.equal(m, torch.tensor([0.0] * 5 + list(range(1, 8)))) for m in starts)
     with pytest.raises(ValueError, match="lead_in"):
         MotionWindows([motion], [audio], controls, length=12, lead_in=-1)
+
+
+def test_audio_margins_give_a_window_the_features_of_its_whole_clip():
+    """An encoder with replicate edges, given windows with its receptive radius of audio margin (the
+    clip's ends repeated), computes for their frames the features it computes over the whole clip,
+    as generation does; so the first frames of a clip, and the last of every window, are seen in
+    training as in generation."""
+    torch.manual_seed(0)
+    motion, audio = torch.arange(30.0)[:, None].repeat(1, 3), torch.randn(30, 320)
+    controls = [{"gaze": torch.zeros(2), "distance": torch.ones(1), "emotion": torch.tensor(0)}]
+    encoder = MelEncoder(MelEncoderConfig(dim=16, layers=2, kernel_size=3, edges="replicate")).eval()
+    r = receptive_radius(encoder)
+    windows = MotionWindows([motion], [audio], controls, length=12, windows_per_clip=50, fixed=True, margin=r)
+    starts = set()
+    with torch.no_grad():
+        whole = encoder(audio[None])[0]
+        for item in windows:
+            assert item["audio"].shape == (12 + 2 * r, 320)
+            frames = item["motion"][:, 0].long()                 # which clip frame each window frame is
+            assert_close(encoder(item["audio"][None])[0, r: r + 12], whole[frames])
+            starts.add(int(frames[0]))
+    assert {0, 30 - 12} <= starts                                # windows at both ends of the clip
+    with pytest.raises(ValueError, match="margin"):
+        MotionWindows([motion], [audio], controls, length=12, margin=-1)
 
 
 def test_training_on_the_worlds_motion_lowers_the_loss(world_windows):

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 
 from vasa_lib import __version__
-from vasa_lib.audio.encoder import MelEncoder
+from vasa_lib.audio.encoder import receptive_radius
 from vasa_lib.audio.mel import SAMPLES_PER_FRAME, n_video_frames
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.eval.probes import ridge
@@ -317,11 +317,6 @@ def num_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def receptive_radius(encoder: MelEncoder) -> int:
-    """Video frames either side that one audio feature frame sees (its centred convolutions)."""
-    return encoder.config.layers * (encoder.config.kernel_size // 2)
 
 
 class Talker:

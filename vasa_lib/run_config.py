@@ -110,6 +110,7 @@ class MotionTrain(TrainSettings):
     join_weight: float = 0.0
     short_share: float = 0.0
     mel_shift: int = 0                   # largest random mel-bin shift of a training window (new voices)
+    dim_weights: dict = field(default_factory=dict)   # loss weight by motion number name (lit.dim_weight_list)
     val_every_epochs: int = 1
 
 

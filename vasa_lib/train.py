@@ -361,9 +361,9 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
     path. `overrides` replace [train] values, and face_checkpoint the [data] one."""
     from torch.utils.data import DataLoader
 
-    from vasa_lib.audio.encoder import MelEncoderConfig
+    from vasa_lib.audio.encoder import MelEncoderConfig, receptive_radius
     from vasa_lib.motion.latents import load_latents, motion_space
-    from vasa_lib.motion.lit import LitMotion
+    from vasa_lib.motion.lit import LitMotion, dim_weight_list
     from vasa_lib.motion.transformer import MotionConfig
     from vasa_lib.motion.windows import MotionWindows
 
@@ -387,11 +387,14 @@ def train_motion(config_path: str, overrides: dict[str, Any] | None = None, comm
     model = {**run.model, "motion_dim": latents["train"].motion.shape[1], "audio_dim": run.audio.get("dim", 128)}
     lit = LitMotion(model, run.audio, velocity_weight=train.velocity_weight, velocity_dims=train.velocity_dims or None,
                     join_weight=train.join_weight, short_share=train.short_share, mel_shift=train.mel_shift,
-                    lr=train.lr, weight_decay=train.weight_decay, max_steps=train.max_steps, scales=run.guidance)
+                    dim_weights=dim_weight_list(train.dim_weights, model["motion_dim"]), lr=train.lr,
+                    weight_decay=train.weight_decay, max_steps=train.max_steps, scales=run.guidance)
     lit.model.transformer.set_motion_stats(*latents["train"].stats())
     length = model.get("context", 10) + model.get("window", 25)
-    windows = {split: MotionWindows.from_latents(latents[split], length, data.windows_per_clip,
-                                                 fixed=split == "val", lead_in=data.lead_in) for split in latents}
+    encoder = lit.model.audio_encoder
+    margin = receptive_radius(encoder) if encoder.config.edges == "replicate" else 0
+    windows = {split: MotionWindows.from_latents(latents[split], length, data.windows_per_clip, fixed=split == "val",
+                                                 lead_in=data.lead_in, margin=margin) for split in latents}
     loaders = {split: DataLoader(windows[split], batch_size=data.batch_size, shuffle=split == "train",
                                  drop_last=split == "train") for split in windows}
     path = paths.course_path(train.checkpoint)

@@ -37,14 +37,31 @@ class AudioEncoder(Protocol):
         ...
 
 
+EDGES: tuple[str, ...] = ("zeros", "replicate")
+
+
 @dataclass
 class MelEncoderConfig:
     """Sizes of the learned mel encoder: `dim` output channels, `layers` residual conv blocks
-    with temporal kernel `kernel_size` (receptive field: layers * (kernel_size - 1) + 1 frames)."""
+    with temporal kernel `kernel_size` (receptive field: layers * (kernel_size - 1) + 1 frames).
+
+    edges: what the convolutions see past the ends of their input. "zeros" (the checkpoints
+    trained before 2026-12-07): zero padding, so a frame's features depend on where the input ends,
+    and a clip's first frames, which training windows never had as targets, get features unseen in
+    training (a model so trained shut the eyes at the start of every clip). "replicate": the first
+    and last frames are repeated `receptive_radius` times (the speaker still before and after), so
+    features computed over a whole clip equal those of a training window given that many frames
+    of audio margin (`MotionWindows(margin=...)`).
+    """
 
     dim: int = 128
     layers: int = 3
     kernel_size: int = 5
+    edges: str = "zeros"
+
+    def __post_init__(self) -> None:
+        if self.edges not in EDGES:
+            raise ValueError(f"edges must be one of {EDGES}, got {self.edges!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +81,11 @@ class ConvBlock(nn.Module):
         return x + self.proj(F.gelu(h))
 
 
+def receptive_radius(encoder: MelEncoder) -> int:
+    """Video frames either side that one audio feature frame sees (its centred convolutions)."""
+    return encoder.config.layers * (encoder.config.kernel_size // 2)
+
+
 class MelEncoder(nn.Module):
     """Learned audio encoder: log-mel frame stacks (B, T, 320) -> features (B, T, dim)."""
 
@@ -80,10 +102,15 @@ class MelEncoder(nn.Module):
         self.norm = nn.LayerNorm(config.dim)
 
     def forward(self, mel_frames: torch.Tensor) -> torch.Tensor:
-        """mel_frames (B, T, 320) from `mel.frame_features` -> (B, T, dim)."""
+        """mel_frames (B, T, 320) from `mel.frame_features` -> (B, T, dim); the ends as `config.edges` says."""
         if mel_frames.ndim != 3 or mel_frames.shape[-1] != FRAME_FEATURE_DIM:
             raise ValueError(f"expected mel frame stacks (B, T, {FRAME_FEATURE_DIM}), got {tuple(mel_frames.shape)}")
-        return self.norm(self.blocks(self.input(mel_frames)))
+        x = self.input(mel_frames)   # per frame, so repeating its frames is repeating the mel frames
+        r = receptive_radius(self) if self.config.edges == "replicate" else 0
+        if r:
+            x = rearrange(F.pad(rearrange(x, "b t c -> b c t"), (r, r), mode="replicate"), "b c t -> b t c")
+        x = self.norm(self.blocks(x))
+        return x[:, r: x.shape[1] - r]
 
     def encode(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
         """16 kHz audio (B, N) -> (B, ceil(N / 640), dim)."""

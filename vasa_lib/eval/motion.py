@@ -25,7 +25,10 @@ world's own parameters [pose (6), dynamics (11)] (`motion_world*.safetensors`, g
 - gaze_err_deg: angle between the clip's mean gaze (probed from z_dyn) and the gaze control;
 - distance_err: |mean head distance (probed from z_pose) - the distance control|;
 - emotion_acc: share of clips whose emotion classifier (`vasa_lib.eval.emotion`) output is the
-  emotion control.
+  emotion control;
+- in the world's parameters, from the eyelid: blinks_per_min (closings past 0.5), half_blinks_per_min
+  (dips past 0.2 that never close) and start_shut_share (clips whose eyes shut in their first
+  0.24 s), each a mean over clips.
 settings.probe_r2_test says how much of the true mouth, gaze and distance the probes read from
 the test clips' latents: the ceiling of the latent-space metrics, set by the face model.
 The evaluators are trained on TRAIN-identity latents (`python -m vasa_lib.train evaluators`),
@@ -62,6 +65,7 @@ from vasa_lib.world.params import EMOTIONS, FPS, POSE_DIM, dyn_index
 EVALUATORS: dict[str, type] = {"probes": MotionProbes, "syncnet": SyncNet, "capp": Capp, "emotion": EmotionClassifier}
 KEYS = ("lip_sync_corr", "sync_conf", "sync_dist", "capp", "delta_p", "seam_ratio", "motion_fd", "diversity",
         "gaze_err_deg", "distance_err", "emotion_acc")
+EYELID_KEYS = ("blinks_per_min", "half_blinks_per_min", "start_shut_share")   # in the world's parameters only
 
 
 # --- metrics on plain tensors ----------------------------------------------------------------------
@@ -129,6 +133,14 @@ def blinks_per_minute(eyelid: torch.Tensor, threshold: float = 0.5) -> float:
     per minute."""
     closed = eyelid > threshold
     return float((closed[1:] & ~closed[:-1]).sum()) * 60 * FPS / len(eyelid)
+
+
+def shut_at_start(eyelid: torch.Tensor, frames: int = 6, threshold: float = 0.5) -> float:
+    """1.0 when an eyelid sequence (T,) passes `threshold` within its first `frames` frames (0.24 s
+    at 25 fps), else 0.0. Its mean over clips (start_shut_share) shows a generator that closes
+    the eyes as every video starts, which per-clip blink counts of short clips can hide (the
+    truth's share is the chance of a blink in 0.24 s, about 0.05)."""
+    return float(eyelid[:frames].max() > threshold)
 
 
 def half_blinks_per_minute(eyelid: torch.Tensor, low: float = 0.2, threshold: float = 0.5) -> float:
@@ -234,7 +246,8 @@ def evaluator_grades(ev: dict[str, torch.nn.Module], test: LatentSet, shift: int
 def clip_metrics(motion: torch.Tensor, latents: LatentSet, i: int, ev: dict[str, torch.nn.Module],
                  world: bool = False) -> dict[str, float]:
     """Per-clip metrics of motion (T, D) generated for (or encoded from) clip i of the test set;
-    in the world's parameter space (`world`) also the blinks and half-blinks per minute of its eyelid."""
+    in the world's parameter space (`world`) also the blinks and half-blinks per minute of its eyelid
+    and whether it shuts in the first frames (start_shut_share, as a mean over clips)."""
     probes: MotionProbes = ev["probes"]
     s, e = latents.offsets[i], latents.offsets[i + 1]
     mel = latents.mel[s:e]
@@ -250,8 +263,8 @@ def clip_metrics(motion: torch.Tensor, latents: LatentSet, i: int, ev: dict[str,
         "gaze_err_deg": math.degrees(float((gaze - latents.gaze[i]).norm())),
         "distance_err": float((probes.read(motion, "distance").mean() - latents.distance[i, 0]).abs()),
         "emotion_acc": float(ev["emotion"].predict(motion) == int(latents.emotion[i])),
-    } | ({"blinks_per_min": blinks_per_minute(eyelid), "half_blinks_per_min": half_blinks_per_minute(eyelid)}
-         if world else {})
+    } | ({"blinks_per_min": blinks_per_minute(eyelid), "half_blinks_per_min": half_blinks_per_minute(eyelid),
+          "start_shut_share": shut_at_start(eyelid)} if world else {})
 
 
 def controls_of(latents: LatentSet, i: int) -> Controls:
@@ -330,8 +343,7 @@ def evaluate(diffusion: str | Path | None = None, baseline: str | Path | None = 
                                             ref_features)
         row["diversity"] = sum(diversity(probes.normalize(s)) for s in samples) / len(samples)
         row["seam_ratio"] = seam_ratio([m[:, :POSE_DIM] for m in motions], window)
-        systems[name] = {k: round(row[k], 4) for k in (*KEYS, "sync_offset_abs", "blinks_per_min",
-                                                               "half_blinks_per_min") if k in row}
+        systems[name] = {k: round(row[k], 4) for k in (*KEYS, "sync_offset_abs", *EYELID_KEYS) if k in row}
 
     true_pose = test.true_pose.split(test.lengths())
     settings = {

@@ -11,6 +11,9 @@ x0_hat = H(x_t, t, C) with conditions dropped at random (classifier-free guidanc
 MDM does), on the head pose only, and on the join with the previous window (its first frame) when asked.
 With `mel_shift` > 0 each training window's mel bins move by a random -mel_shift .. mel_shift
 bins (`audio.mel.shift_mel_bins`): new voices from the training voices, for voices never heard.
+Batches whose audio is longer than their motion carry a margin of audio either side
+(`MotionWindows(margin=...)`), cut from the encoder's output. `dim_weights` (D,) weigh each
+number's squared error (e.g. the eyelid, whose blinks are rare, short and large).
 Regression baseline: x0_hat = H(C), the same loss. `LitMotion` trains a
 `MotionGenerator` (either kind), its learned mel encoder jointly.
 """
@@ -26,6 +29,7 @@ from vasa_lib.motion.guidance import GUIDANCE_SCALES, sample_drop
 from vasa_lib.motion.model import MotionGenerator, MotionGeneratorConfig
 from vasa_lib.motion.schedule import NoiseSchedule
 from vasa_lib.motion.transformer import DropMask, MotionConditions, MotionTransformer
+from vasa_lib.world.params import DYNAMICS_DIM, DYNAMICS_NAMES, POSE_DIM, POSE_NAMES
 
 
 def split_batch(model: MotionTransformer, batch: dict[str, torch.Tensor],
@@ -65,9 +69,10 @@ def velocity(motion: torch.Tensor) -> torch.Tensor:
 
 def motion_loss(pred: torch.Tensor, x0: torch.Tensor, velocity_weight: float = 0.0,
                 velocity_dims: int | None = None, joined: torch.Tensor | None = None,
-                join_weight: float = 0.0) -> torch.Tensor:
+                join_weight: float = 0.0, dim_weights: torch.Tensor | None = None) -> torch.Tensor:
     """||x0 - pred||^2 plus velocity_weight times the same on velocities (mean); pred, x0 (B, W, D).
 
+    dim_weights (D,): the first term's weight for each number (None: 1 each).
     velocity_dims: the velocity terms cover the first velocity_dims numbers only (POSE_DIM: the
     head, whose smoothness delta_p measures; blinks and the mouth are fast by nature); None: all.
     joined (B,) bool: windows whose previous window the model was shown; for them join_weight
@@ -75,13 +80,27 @@ def motion_loss(pred: torch.Tensor, x0: torch.Tensor, velocity_weight: float = 0
     first one, is added. That step's error is the first frame's error (the previous frame is the
     same in both), and it is what makes a seam when windows are chained.
     """
-    loss = (pred - x0).pow(2).mean((1, 2))
+    err = (pred - x0).pow(2)
+    loss = (err if dim_weights is None else err * dim_weights).mean((1, 2))
     p, x = pred[..., :velocity_dims], x0[..., :velocity_dims]
     if velocity_weight:
         loss = loss + velocity_weight * (velocity(p) - velocity(x)).pow(2).mean((1, 2))
     if join_weight and joined is not None:
         loss = loss + join_weight * (p[:, 0] - x[:, 0]).pow(2).mean(1) * joined
     return loss.mean()
+
+
+def dim_weight_list(weights: dict[str, float], motion_dim: int) -> list[float] | None:
+    """{name: weight} -> one loss weight per motion number (D,), 1 for those not named; None for
+    none. Names: the head pose's `POSE_NAMES` (the first 6 numbers of every motion space) and, in
+    the world's own parameters (D = 17), `DYNAMICS_NAMES`."""
+    if not weights:
+        return None
+    names = POSE_NAMES + (DYNAMICS_NAMES if motion_dim == POSE_DIM + DYNAMICS_DIM else ())
+    unknown = set(weights) - set(names)
+    if unknown:
+        raise ValueError(f"no motion number is named {sorted(unknown)} here; choose from {names}")
+    return [float(weights.get(name, 1.0)) for name in names] + [1.0] * (motion_dim - len(names))
 
 
 def joined_windows(cond: MotionConditions, drop: DropMask | None, batch_size: int) -> torch.Tensor | None:
@@ -95,21 +114,22 @@ def joined_windows(cond: MotionConditions, drop: DropMask | None, batch_size: in
 def diffusion_loss(model: MotionTransformer, schedule: NoiseSchedule, x0: torch.Tensor, cond: MotionConditions,
                    drop: DropMask | None = None, velocity_weight: float = 0.0,
                    velocity_dims: int | None = None, join_weight: float = 0.0,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   dim_weights: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """The x0-prediction diffusion loss of one batch of normalised windows x0 (B, W, D);
-    velocity_dims and join_weight (the join with the previous window): see `motion_loss`."""
+    velocity_dims, join_weight (the join with the previous window) and dim_weights: see `motion_loss`."""
     t = schedule.sample_t(x0.shape[0], x0.device, generator)
     noise = torch.randn(x0.shape, device=x0.device, generator=generator)
     return motion_loss(model(schedule.q_sample(x0, t, noise), t, cond, drop), x0, velocity_weight,
-                       velocity_dims, joined_windows(cond, drop, len(x0)), join_weight)
+                       velocity_dims, joined_windows(cond, drop, len(x0)), join_weight, dim_weights)
 
 
 def regression_loss(model: RegressionBaseline, x0: torch.Tensor, cond: MotionConditions,
                     drop: DropMask | None = None, velocity_weight: float = 0.0,
-                    velocity_dims: int | None = None, join_weight: float = 0.0) -> torch.Tensor:
+                    velocity_dims: int | None = None, join_weight: float = 0.0,
+                    dim_weights: torch.Tensor | None = None) -> torch.Tensor:
     """The regression baseline's MSE on normalised windows x0 (B, W, D)."""
     return motion_loss(model(None, None, cond, drop), x0, velocity_weight, velocity_dims,
-                       joined_windows(cond, drop, len(x0)), join_weight)
+                       joined_windows(cond, drop, len(x0)), join_weight, dim_weights)
 
 
 class LitMotion(L.LightningModule):
@@ -117,7 +137,8 @@ class LitMotion(L.LightningModule):
     (model["diffusion"] true, the default) or a RegressionBaseline, on batches of mel stacks.
 
     model: MotionConfig fields; audio_encoder: MelEncoderConfig fields (its dim must equal
-    model["audio_dim"]); mel_shift: the largest random mel-bin shift in training; drop_probs:
+    model["audio_dim"]); mel_shift: the largest random mel-bin shift in training; dim_weights:
+    the loss weight of each motion number (D values; None: 1 each); drop_probs:
     per-condition dropout (default DROP_PROBS); scales: the guidance scales the trained model
     samples with by default (`MotionGeneratorConfig.scales`).
     Set the motion statistics first: `lit.model.transformer.set_motion_stats(mean, std)`.
@@ -126,14 +147,20 @@ class LitMotion(L.LightningModule):
     def __init__(self, model: dict | None = None, audio_encoder: dict | None = None,
                  drop_probs: dict[str, float] | None = None, velocity_weight: float = 0.0,
                  velocity_dims: int | None = None, join_weight: float = 0.0,
-                 short_share: float = 0.0, mel_shift: int = 0, lr: float = 1e-3,
-                 weight_decay: float = 0.01, max_steps: int = 10_000, scales: dict[str, float] | None = None):
+                 short_share: float = 0.0, mel_shift: int = 0, dim_weights: list[float] | None = None,
+                 lr: float = 1e-3, weight_decay: float = 0.01, max_steps: int = 10_000,
+                 scales: dict[str, float] | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.model = MotionGenerator(MotionGeneratorConfig(
             motion=model or {}, audio=audio_encoder or {}, scales=dict(GUIDANCE_SCALES if scales is None else scales)))
         config = self.model.transformer.config
         self.schedule = NoiseSchedule(config.diffusion_steps, config.schedule)
+        if dim_weights is not None and len(dim_weights) != config.motion_dim:
+            raise ValueError(f"dim_weights needs one weight per motion number ({config.motion_dim}), "
+                             f"got {len(dim_weights)}")
+        weights = None if dim_weights is None else torch.tensor(dim_weights)
+        self.register_buffer("dim_weights", weights, persistent=False)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The training loss of one batch of mel-stack windows (conditions dropped at random)."""
@@ -141,6 +168,8 @@ class LitMotion(L.LightningModule):
         if self.training and shift:
             mel = shift_mel_bins(mel, torch.randint(-shift, shift + 1, mel.shape[:1], device=mel.device))
         motion, audio, k = batch["motion"], self.model.audio_encoder(mel), None
+        m = (audio.shape[1] - motion.shape[1]) // 2      # the audio margin either side (MotionWindows)
+        audio = audio[:, m: audio.shape[1] - m]
         if self.training and self.hparams.short_share and float(torch.rand(())) < self.hparams.short_share:
             motion, audio, k = shorten(motion, audio, motion.shape[1] - transformer.config.window)
         x0, cond = split_batch(transformer, {**batch, "motion": motion}, audio, k)
@@ -148,8 +177,9 @@ class LitMotion(L.LightningModule):
         h = self.hparams
         if transformer.config.diffusion:
             return diffusion_loss(transformer, self.schedule, x0, cond, drop, h.velocity_weight,
-                                  h.velocity_dims, h.join_weight)
-        return regression_loss(transformer, x0, cond, drop, h.velocity_weight, h.velocity_dims, h.join_weight)
+                                  h.velocity_dims, h.join_weight, self.dim_weights)
+        return regression_loss(transformer, x0, cond, drop, h.velocity_weight, h.velocity_dims, h.join_weight,
+                               self.dim_weights)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
