@@ -90,9 +90,9 @@ def test_windows_of_latents(face_checkpoint, tmp_path):
         MotionWindows([torch.zeros(5, 3)], [torch.zeros(4, 320)], [{}], length=4)
 
 
-def tiny_motion_config(tmp_path, face_checkpoint, name: str):
+def tiny_motion_config(tmp_path, face_checkpoint, name: str, audio: str = "", train: str = ""):
     """A motion config at toy scale on the latents of `face_checkpoint` (or lat.WORLD), writing
-    tmp_path/{name}.safetensors."""
+    tmp_path/{name}.safetensors; `audio` and `train`: more lines for those tables."""
     config = tmp_path / f"{name}_tiny.toml"
     config.write_text(f"""
 [model]
@@ -105,6 +105,7 @@ heads = 2
 dim = 16
 layers = 1
 kernel_size = 3
+{audio}
 [data]
 face_checkpoint = "{face_checkpoint}"
 cache_dir = "{tmp_path}"
@@ -119,6 +120,7 @@ max_minutes = 1.0
 checkpoint = "{tmp_path / (name + '.safetensors')}"
 run_dir = "{tmp_path / 'runs'}"
 threads = 1
+{train}
 """)
     return config
 
@@ -157,12 +159,15 @@ def test_many_voices_are_a_set_of_their_own(tmp_path):
 
 def test_motion_and_evaluators_train_in_the_world_space(tmp_path):
     """The motion generator and its evaluators train on the world's parameters with the same
-    commands (configs/motion_world.toml, motion_evaluators_world.toml at tiny scale)."""
+    commands (configs/motion_world.toml, motion_evaluators_world.toml at tiny scale), with its
+    encoder's edges and loss weights."""
     from vasa_lib.eval.motion import evaluator_path
 
-    train_main(["motion", "--config", str(tiny_motion_config(tmp_path, lat.WORLD, "motion_world"))])
+    config = tiny_motion_config(tmp_path, lat.WORLD, "motion_world", audio='edges = "replicate"',
+                                train="dim_weights = { eyelid = 4.0 }")
+    train_main(["motion", "--config", str(config)])
     model = load_checkpoint(tmp_path / "motion_world.safetensors", MotionGenerator)
-    assert model.motion_dim == 17
+    assert model.motion_dim == 17 and model.audio_encoder.config.edges == "replicate"
     evaluators = tmp_path / "evaluators.toml"
     evaluators.write_text(f"""
 [data]
