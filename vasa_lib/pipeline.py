@@ -53,7 +53,7 @@ from vasa_lib.eval.probes import ridge
 from vasa_lib.face.identity_net import IdentityNet, random_motion
 from vasa_lib.face.losses import POSE_SPREAD
 from vasa_lib.face.model import FaceLatent, FaceModel
-from vasa_lib.motion.generate import Controls, emotion_tensor, generate, generate_window
+from vasa_lib.motion.generate import Controls, emotion_tensor, generate, generate_window, windows
 from vasa_lib.motion.guidance import check_scales
 from vasa_lib.motion.model import MotionGenerator
 from vasa_lib.motion.sampler import DEFAULT_STEPS
@@ -452,28 +452,26 @@ class Talker:
         self.check(settings)
         chunks = [audio] if isinstance(audio, (np.ndarray, torch.Tensor)) else audio
         t = self.motion.transformer
-        w, k = t.config.window, t.config.context
+        k = t.config.context
         m = receptive_radius(self.motion.audio_encoder) + 1
         controls = settings.controls()
         generator = torch.Generator(self.device).manual_seed(settings.seed)
         buffer, buffer_start = np.zeros(0, np.float32), 0   # audio samples kept, and where they start
-        total, a, prev_motion, prev_audio = 0, 0, None, None
-
-        def length() -> int:
-            """Frames of the window that starts at frame a."""
-            return w if a > 0 or settings.first_window is None else settings.first_window
+        total, prev_motion, prev_audio = 0, None, None
+        bounds = windows(t.config.window, settings.first_window)
+        a, b = next(bounds)
 
         def window(end: int | None) -> torch.Tensor:
-            """Motion of frames [a, a + length()) (cut at `end`, the clip's length, if the audio has ended)."""
+            """Motion of frames [a, b) (cut at `end`, the clip's length, if the audio has ended)."""
             nonlocal prev_motion, prev_audio
             start = time.perf_counter()
-            first, size = max(0, a - m), length()             # first audio frame of the segment
-            stop = None if end is not None else (a + size + m) * SAMPLES_PER_FRAME - buffer_start
+            first = max(0, a - m)                               # first audio frame of the segment
+            stop = None if end is not None else (b + m) * SAMPLES_PER_FRAME - buffer_start
             segment = torch.from_numpy(buffer[first * SAMPLES_PER_FRAME - buffer_start: stop]).to(self.device)
             with num_threads(self.threads):
-                feats = self.motion.audio_features(segment)[a - first: a - first + size]       # (n, C_a)
+                feats = self.motion.audio_features(segment)[a - first: b - first]           # (n, C_a)
                 n = len(feats)
-                feats = F.pad(rearrange(feats, "t c -> 1 c t"), (0, size - n), mode="replicate")   # as `generate` pads
+                feats = F.pad(rearrange(feats, "t c -> 1 c t"), (0, b - a - n), mode="replicate")   # as `generate` pads
                 feats = rearrange(feats, "1 c t -> 1 t c")
                 start = self._tick("audio_features", start)
                 motion = generate_window(t, feats, controls, prev_motion, prev_audio, settings.steps,
@@ -491,16 +489,16 @@ class Talker:
             if total > self.max_seconds * SAMPLE_RATE:
                 raise ValueError(f"audio is longer than the limit of {self.max_seconds:g} s")
             buffer = np.concatenate([buffer, chunk])
-            while buffer_start + len(buffer) >= (a + length() + m) * SAMPLES_PER_FRAME:
+            while buffer_start + len(buffer) >= (b + m) * SAMPLES_PER_FRAME:
                 yield window(None)
-                a += length()
+                a, b = next(bounds)
                 drop = max(0, a - m) * SAMPLES_PER_FRAME - buffer_start   # audio no window needs any more
                 buffer, buffer_start = buffer[drop:], buffer_start + drop
         if total == 0:
             raise ValueError("audio is empty (0 samples)")
         while a < n_video_frames(total):
             yield window(n_video_frames(total))
-            a += length()
+            a, b = next(bounds)
 
     # -- frames (Sec. 3.1 decoder, batched)
 

@@ -13,7 +13,7 @@ Everything here is in world units (the model's normalisation is applied inside).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -84,16 +84,28 @@ def generate_window(model: MotionTransformer, audio: torch.Tensor, controls: Con
     return model.denormalize(x0)
 
 
-def window_bounds(n_frames: int, window: int, first_window: int | None = None) -> list[tuple[int, int]]:
-    """The windows [start, stop) that cover n_frames frames: a first one of `first_window` frames
-    (default `window`; shorter, for live speech: its first frame needs less audio), then `window`
-    each. The last one may reach past n_frames (its audio is padded)."""
+def windows(window: int, first_window: int | None = None) -> Iterator[tuple[int, int]]:
+    """The windows [start, stop) one after another, without end: a first one of `first_window`
+    frames (default `window`; shorter, for live speech: its first frame needs less audio), then
+    `window` each. Offline generation (`window_bounds`) and streaming (`Talker.motion_stream`)
+    both walk it."""
     first = window if first_window is None else first_window
     if not 1 <= first <= window:
         raise ValueError(f"first_window must be in 1 .. {window}, got {first_window}")
-    bounds = [(0, first)]
-    while bounds[-1][1] < n_frames:
-        bounds.append((bounds[-1][1], bounds[-1][1] + window))
+    start, stop = 0, first
+    while True:
+        yield start, stop
+        start, stop = stop, stop + window
+
+
+def window_bounds(n_frames: int, window: int, first_window: int | None = None) -> list[tuple[int, int]]:
+    """The `windows` that cover n_frames frames. The last one may reach past n_frames (its audio
+    is padded)."""
+    bounds = []
+    for start, stop in windows(window, first_window):
+        bounds.append((start, stop))
+        if stop >= n_frames:
+            break
     return bounds
 
 
