@@ -62,7 +62,8 @@ def crop_grade(path: str | Path, train: list[tuple[VideoClip, np.ndarray]],
         latent = model.encode(frames[:1])
         canonical, n = model.canonical(latent), len(frames) - 1
         pose, dynamics = model.encode_motion(frames[1:])
-        out = model.render(canonical.expand(n, *canonical.shape[1:]), latent.identity.expand(n, -1), pose, dynamics)
+        out = model.render(canonical.expand(n, *canonical.shape[1:]), latent.identity.expand(n, -1), pose, dynamics,
+                           source=latent)
         scores.append(psnr(out, frames[1:]))
     return {"self_psnr_crop": round(float(torch.cat(scores).mean()), 4),
             "rotation_probe_r2_crop": round(float(r2.mean()), 4),

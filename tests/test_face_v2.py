@@ -186,7 +186,7 @@ def tiny(config: str, tmp_path: Path, **replacements: str) -> str:
 def test_face_v2_recipes_at_tiny_scale(tmp_path, monkeypatch, recipe, init, sizes):
     """The GPU command of the face model v2 (scripts/gpu_face_v2.sh, from the CPU run's weights)
     and the CPU recipe (bfloat16 mixed precision, from GPU run 1's weights, whose missing part-crop
-    readers start fresh), on the CPU for a few steps: checkpoint, card, log and CSV in the output
+    readers and source skip start fresh), on the CPU for a few steps: checkpoint, card, log and CSV in the output
     folder, run from another folder, and a model that loads."""
     config = tiny(f"configs/{recipe}.toml", tmp_path, **sizes, **{
         "n_clips = 200": "n_clips = 2", "held_out_batches = 4": "held_out_batches = 1"})
@@ -194,9 +194,10 @@ def test_face_v2_recipes_at_tiny_scale(tmp_path, monkeypatch, recipe, init, size
     out = tmp_path / "out"
     train_main(["face", "--config", config, "--out", str(out), "--init", str(paths.checkpoint(init))])
     model = load_checkpoint(out / "face.safetensors", FaceModel)
-    assert model.config.framing == "portrait" and model.config.volume_stride == 2 and model.config.part_crops
+    c = model.config
+    assert c.framing == "portrait" and c.volume_stride == 2 and c.part_crops and c.source_skip
     info = json.loads((out / "face.json").read_text())["info"]
-    grown = init == "face_v2_run1"                 # run 1 has no part crops
+    grown = init == "face_v2_run1"                 # run 1 has no part crops and no source skip
     assert (info["init"]["new_tensors"] > 0) == grown
     assert ("start fresh: motion_encoder.eyes" in (out / "train_face.log").read_text()) == grown
     assert info["steps"] >= 1 and info["schedule"] == "time" and "test_people_psnr" in info["held_out_psnr"]

@@ -389,7 +389,7 @@ class Talker:
         with num_threads(self.threads):
             latent = self.face.encode(x)
             canonical = self.face.canonical(latent)
-            recon = self.face.render(canonical, latent.identity, latent.pose, latent.dynamics)
+            recon = self.face.render(canonical, latent.identity, latent.pose, latent.dynamics, source=latent)
             embedding = self.identity_net(x)
             similarity = float((self.identity_net(recon) * embedding).sum())
         psnr = float(-10 * torch.log10(F.mse_loss(recon, x).clamp_min(1e-10)))
@@ -510,7 +510,7 @@ class Talker:
         canonical = repeat(portrait.canonical, "1 ... -> n ...", n=n)
         identity = repeat(portrait.latent.identity, "1 d -> n d", n=n)
         with num_threads(self.threads):
-            frames = self.face.render(canonical, identity, motion[:, :6], motion[:, 6:])
+            frames = self.face.render(canonical, identity, motion[:, :6], motion[:, 6:], source=portrait.latent)
         if self.label:
             frames = stamp_label(frames, self.mask.to(frames.device))
         self._tick("decoding", start)

@@ -129,7 +129,7 @@ def reenactment_metrics(model: FaceModel, idnet: IdentityNet, reader: ParameterR
         ident = latent.identity.expand(n_frames, -1)
         can = canonical.expand(n_frames, *canonical.shape[1:])
         d_pose, d_dyn = model.encode_motion(drivers)
-        out = model.render(can, ident, d_pose, d_dyn)
+        out = model.render(can, ident, d_pose, d_dyn, source=latent)
         self_psnr.append(psnr(out, drivers))
         self_ssim.append(ssim(out, drivers))
         face_psnr.append(masked_psnr(out, drivers, ~torch.isin(parts, HEAD_OFF)))
@@ -141,14 +141,14 @@ def reenactment_metrics(model: FaceModel, idnet: IdentityNet, reader: ParameterR
         s_pose, _ = model.encode_motion(render(identity, pose[i], dyn[i], size=size, framing=framing))
         _, s_dyn = model.encode_motion(render(identity, pose[j], dyn[j], size=size, framing=framing))
         swap_truth = render(identity, pose[i], dyn[j], size=size, framing=framing)
-        swap_psnr.append(psnr(model.render(can, ident, s_pose, s_dyn), swap_truth))
+        swap_psnr.append(psnr(model.render(can, ident, s_pose, s_dyn, source=latent), swap_truth))
         # cross: A (this clip's person) with B's (the next clip's) motion
         o_pick = np.linspace(0, other.n_frames - 1, n_frames).astype(int)
         o_pose, o_dyn = torch.from_numpy(other.pose[o_pick]), torch.from_numpy(other.dynamics[o_pick])
         b_frames = render(other.identity.expand(n_frames, -1), o_pose, o_dyn, size=size, framing=framing)
         truth = render(identity, o_pose, o_dyn, size=size, framing=framing)
         c_pose, c_dyn = model.encode_motion(b_frames)
-        crossed = model.render(can, ident, c_pose, c_dyn)
+        crossed = model.render(can, ident, c_pose, c_dyn, source=latent)
         cross_psnr.append(psnr(crossed, truth))
         read.append(reader.read(crossed))
         driven.append(torch.cat([o_pose, o_dyn], -1))
@@ -224,10 +224,10 @@ def decode_fps(model: FaceModel, batch: int = 16, repeats: int = 5) -> float:
     identity = latent.identity.expand(batch, -1)
     pose, _ = random_motion(batch)
     dyn = torch.randn(batch, model.config.dyn_dim)
-    model.render(canonical, identity, pose, dyn)  # warm up
+    model.render(canonical, identity, pose, dyn, source=latent)  # warm up
     start = time.perf_counter()
     for _ in range(repeats):
-        model.render(canonical, identity, pose, dyn)
+        model.render(canonical, identity, pose, dyn, source=latent)
     return batch * repeats / (time.perf_counter() - start)
 
 

@@ -61,7 +61,7 @@ def frames_of(motion: torch.Tensor, world: LatentSet, i: int, face: FaceModel | 
     for block in motion.split(batch):
         n = len(block)
         out.append(face.render(repeat(canonical, "1 ... -> n ...", n=n), repeat(latent.identity, "1 d -> n d", n=n),
-                               block[:, :POSE_DIM], block[:, POSE_DIM:]))
+                               block[:, :POSE_DIM], block[:, POSE_DIM:], source=latent))
     return torch.cat(out)
 
 

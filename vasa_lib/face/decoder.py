@@ -4,6 +4,7 @@ the warped volume to a 2D feature map, and the 2D generator that paints the imag
     canonical volume (B, C, D, h, w) --warp to driving pose and dynamics--> (B, C, D, h, w)
     --projection: "b c d h w -> b (c d) h w" + 1x1 conv--> (B, F, h, w)
     --2D generator: residual blocks modulated by [z_id, z_dyn], x2 upsamplings--> (B, 3, H, W)
+    --optionally `SourceSkip`: blend in the source image's own pixels along the composed warp
 
 Unlike MegaPortraits, the generator also sees z_dyn. Our warps are small (a 16 x 16 flow) and a
 warp can only move what the source volume holds: a closed mouth has no teeth or tongue to move.
@@ -13,6 +14,7 @@ The dynamics code therefore also modulates the generator, which paints what the 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -59,10 +61,51 @@ class Generator2d(nn.Module):
         f_out = f // 2 if stride == 4 else f
         self.to_rgb = nn.Sequential(norm(f_out), nn.SiLU(), nn.Conv2d(f_out, 3 * 4, 3, padding=1))
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """The last feature map before the colours: (B, F, h, w) for s = 2, (B, F/2, 2h, 2w) for s = 4."""
         for block in self.blocks:
             x = block(x, style)
-        if self.up is not None:
-            x = self.up(self.upsample(x), style)
-        rgb = rearrange(self.to_rgb(x), "b (c i j) h w -> b c (h i) (w j)", i=2, j=2)
+        return x if self.up is None else self.up(self.upsample(x), style)
+
+    def to_image(self, features: torch.Tensor) -> torch.Tensor:
+        """The last feature map -> image (B, 3, H, W) in [0, 1]."""
+        rgb = rearrange(self.to_rgb(features), "b (c i j) h w -> b c (h i) (w j)", i=2, j=2)
         return torch.sigmoid(rgb)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return self.to_image(self.features(x, style))
+
+
+class SourceSkip(nn.Module):
+    """Copy the source's own pixels where the warp can (FOMM's occlusion-masked warp, LivePortrait's
+    warped features), so fine detail is moved rather than repainted.
+
+    The decoder's two warps compose into one map: every driving voxel q shows the source point
+    T_s(c + f_sc(c)), c = T_d^-1(q) + f_cd(...) (`warping.canonical_points`, then `posed_points`);
+    its (x, y) is a position in the source image. A 3x3 convolution on the generator's last features
+    (B, F, h, w) gives, per pixel, logits over the D depths (which voxel of the column is the
+    surface) and a mask logit. The 2D flow is the softmax-weighted mean over depth of the points'
+    (x, y), upsampled to the image; the image is mask * (source image sampled at the flow) +
+    (1 - mask) * painted. It starts at a uniform depth average and a mask of sigmoid(-3) = 0.05.
+    """
+
+    def __init__(self, features: int, depth: int):
+        super().__init__()
+        self.head = nn.Conv2d(features, depth + 1, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        nn.init.constant_(self.head.bias[-1:], -3.0)
+
+    def forward(self, features: torch.Tensor, points: torch.Tensor, source: torch.Tensor,
+                painted: torch.Tensor) -> torch.Tensor:
+        """features (B, F, h', w'), points (B, D, h, w, 3) in the source's grid coordinates, source
+        and painted images (B, 3, H, W) -> image (B, 3, H, W)."""
+        logits = self.head(features).float()
+        depth = F.interpolate(logits[:, :-1], size=points.shape[2:4], mode="area").softmax(1)   # (B, D, h, w)
+        flow = torch.einsum("bdhw,bdhwc->bchw", depth, points[..., :2].float())  # (B, 2, h, w)
+        size = painted.shape[-2:]
+        flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+        mask = torch.sigmoid(F.interpolate(logits[:, -1:], size=size, mode="bilinear", align_corners=False))
+        copied = F.grid_sample(source.float(), rearrange(flow, "b c h w -> b h w c"), mode="bilinear",
+                               padding_mode="border", align_corners=False)
+        return mask * copied + (1 - mask) * painted.float()

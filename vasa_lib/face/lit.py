@@ -81,7 +81,8 @@ class LitFace(L.LightningModule):
         latent = replace(latent, pose=pose.detach())                    # as MegaPortraits' frozen pose net
         canonical = m.canonical(latent)
         partner = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(frames.device)
-        reenacted = m.render(canonical, latent.identity, latent.pose[partner], latent.dynamics[partner])
+        reenacted = m.render(canonical, latent.identity, latent.pose[partner], latent.dynamics[partner],
+                             source=latent)
         weights = None                                                  # video has no part labels
         if "parts" in batch:
             parts = torch.cat([batch["parts"][:, 0], batch["parts"][:, 1]])
@@ -94,13 +95,14 @@ class LitFace(L.LightningModule):
         if c.consist > 0:
             i = torch.arange(min(c.consist_pairs, b), device=frames.device)
             j = i + b
-            a = m.render(canonical[j], latent.identity[j], latent.pose[i], latent.dynamics[j])
-            bb = m.render(canonical[i], latent.identity[i], latent.pose[i], latent.dynamics[j])
+            a = m.render(canonical[j], latent.identity[j], latent.pose[i], latent.dynamics[j], source=latent[j])
+            bb = m.render(canonical[i], latent.identity[i], latent.pose[i], latent.dynamics[j], source=latent[i])
             out["consist"] = consistency_loss(a, bb)
         if self.identity_net is not None:
             i = torch.arange(min(c.cross_pairs, b), device=frames.device)
             other = (i + 1) % b + b                                      # frame j of the next clip
-            crossed = m.render(canonical[i], latent.identity[i], latent.pose[other], latent.dynamics[other])
+            crossed = m.render(canonical[i], latent.identity[i], latent.pose[other], latent.dynamics[other],
+                               source=latent[i])
             with torch.no_grad():
                 source_embedding = self.identity_net(images[i])
             out["cross_id"] = cross_identity_loss(source_embedding, self.identity_net(crossed))

@@ -7,10 +7,12 @@ projects it to 2D and paints the image (the generator modulated by z_id and z_dy
 
     latent = model.encode(portrait)                          # once per portrait
     canonical = model.canonical(latent)                      # once per portrait, cacheable
-    frame = model.render(canonical, latent.identity, pose, dynamics)   # per frame
+    frame = model.render(canonical, latent.identity, pose, dynamics, source=latent)   # per frame
 
 `model.decode(latent, pose, dynamics)` does the last two steps; `model.reenact(source, driver)`
-gives the source person with the driver's pose and dynamics.
+gives the source person with the driver's pose and dynamics. With `source_skip` the decoder also
+copies the source image's own pixels along the composed warp (`decoder.SourceSkip`), so `render`
+needs the source's latent, which then keeps the image.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from vasa_lib.face.decoder import CanonicalNet, Generator2d, Projection
+from vasa_lib.face.decoder import CanonicalNet, Generator2d, Projection, SourceSkip
 from vasa_lib.face.encoders import AppearanceEncoder, MotionEncoder
-from vasa_lib.face.warping import WarpGenerator, warp_from_canonical, warp_to_canonical
+from vasa_lib.face.warping import WarpGenerator, base_grid, canonical_points, posed_points, sample, warp_to_canonical
 from vasa_lib.world.params import framing
 
 
@@ -51,6 +53,7 @@ class FaceConfig:
     part_crops: bool = False     # z_dyn also read from crops of the eyes and mouth at z_pose (face.crops)
     features: int = 128          # 2D generator channels at size/4
     generator_blocks: int = 2
+    source_skip: bool = False    # also copy the source image's pixels along the warp (decoder.SourceSkip)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,12 +62,20 @@ class FaceConfig:
 @dataclass
 class FaceLatent:
     """The latent of a batch of images: app_volume (B, C, D, H/s, W/s), identity (B, id_dim),
-    pose (B, 6) in world units, dynamics (B, dyn_dim)."""
+    pose (B, 6) in world units, dynamics (B, dyn_dim) and, for a model with `source_skip`, the
+    images themselves (B, 3, H, W), whose pixels the decoder copies."""
 
     app_volume: torch.Tensor
     identity: torch.Tensor
     pose: torch.Tensor
     dynamics: torch.Tensor
+    image: torch.Tensor | None = None
+
+    def __getitem__(self, index: torch.Tensor | slice | int) -> FaceLatent:
+        """The latents of some images of the batch (an int keeps a batch of one)."""
+        index = [index] if isinstance(index, int) else index
+        return FaceLatent(*(None if t is None else t[index] for t in
+                            (self.app_volume, self.identity, self.pose, self.dynamics, self.image)))
 
     @property
     def motion(self) -> torch.Tensor:
@@ -93,6 +104,8 @@ class FaceModel(nn.Module):
         self.canonical_net = CanonicalNet(c.volume_channels, c.canonical_blocks)
         self.projection = Projection(c.volume_channels, c.volume_depth, c.features)
         self.generator = Generator2d(c.features, c.id_dim + c.dyn_dim, c.generator_blocks, c.volume_stride)
+        f_last = c.features // 2 if c.volume_stride == 4 else c.features
+        self.skip = SourceSkip(f_last, c.volume_depth) if c.source_skip else None
 
     def _check_image(self, image: torch.Tensor) -> None:
         s = self.config.size
@@ -104,7 +117,7 @@ class FaceModel(nn.Module):
         self._check_image(image)
         app_volume, identity = self.appearance(image)
         pose, dynamics = self.motion_encoder(image)
-        return FaceLatent(app_volume, identity, pose, dynamics)
+        return FaceLatent(app_volume, identity, pose, dynamics, image if self.skip is not None else None)
 
     def encode_motion(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Only the motion: image (B, 3, H, W) -> pose (B, 6), dynamics (B, dyn_dim)."""
@@ -119,18 +132,34 @@ class FaceModel(nn.Module):
         return self.canonical_net(volume)
 
     def render(self, canonical: torch.Tensor, identity: torch.Tensor, pose: torch.Tensor,
-               dynamics: torch.Tensor) -> torch.Tensor:
+               dynamics: torch.Tensor, source: FaceLatent | None = None) -> torch.Tensor:
         """Canonical volume (B, C, D, h, w), z_id (B, id_dim), driving pose (B, 6) and dynamics
-        (B, dyn_dim) -> image (B, 3, H, W) in [0, 1]."""
+        (B, dyn_dim) -> image (B, 3, H, W) in [0, 1]. `source`: the latent (batch B or 1) the
+        canonical volume came from, needed by a model with `source_skip` (its pixels are copied)."""
         c = self.config
         flow = self.warp_from_canonical(dynamics)
-        volume = warp_from_canonical(canonical, pose, flow, self.camera, c.scale_depth, c.padding)
-        return self.generator(self.projection(volume), torch.cat([identity, dynamics], dim=-1))
+        points = canonical_points(base_grid(len(pose), canonical.shape[2:], canonical), pose, flow, self.camera,
+                                  c.scale_depth)                    # = warp_from_canonical, its points kept
+        volume = sample(canonical, points, c.padding)
+        features = self.generator.features(self.projection(volume), torch.cat([identity, dynamics], dim=-1))
+        painted = self.generator.to_image(features)
+        if self.skip is None:
+            return painted
+        if source is None or source.image is None:
+            raise ValueError("this face model copies the source's pixels (source_skip): pass source=, the "
+                             "FaceLatent the canonical volume came from")
+        image, source_pose = source.image, source.pose
+        source_flow = self.warp_to_canonical(source.dynamics)       # once per source, then shared
+        if len(source_pose) == 1 < len(pose):
+            image, source_pose, source_flow = (t.expand(len(pose), *t.shape[1:])
+                                               for t in (image, source_pose, source_flow))
+        points = posed_points(points, source_pose, source_flow, self.camera, c.scale_depth)
+        return self.skip(features, points, image, painted)
 
     def decode(self, latent: FaceLatent, pose: torch.Tensor, dynamics: torch.Tensor) -> torch.Tensor:
         """The latent's person and appearance with another pose (B, 6) and dynamics (B, dyn_dim):
         image (B, 3, H, W)."""
-        return self.render(self.canonical(latent), latent.identity, pose, dynamics)
+        return self.render(self.canonical(latent), latent.identity, pose, dynamics, source=latent)
 
     def reenact(self, source: torch.Tensor, driver: torch.Tensor) -> torch.Tensor:
         """The source image's person (B, 3, H, W) with the driver image's pose and dynamics."""

@@ -89,27 +89,38 @@ def flow_at(flow: torch.Tensor | None, points: torch.Tensor) -> torch.Tensor:
     return rearrange(sample(flow, points), "b c d h w -> b d h w c")
 
 
+def posed_points(points: torch.Tensor, pose: torch.Tensor, flow: torch.Tensor | None = None,
+                 camera: Framing = FRAMINGS["wide"], scale_depth: bool = True) -> torch.Tensor:
+    """Canonical points p (B, D, H, W, 3) -> the posed points T(p + f(p)) they are read from."""
+    a, b = pose_transform(pose, camera, scale_depth)
+    p = points + flow_at(flow, points)
+    return torch.einsum("bij,bdhwj->bdhwi", a, p) + b[:, None, None, None]
+
+
+def canonical_points(points: torch.Tensor, pose: torch.Tensor, flow: torch.Tensor | None = None,
+                     camera: Framing = FRAMINGS["wide"], scale_depth: bool = True) -> torch.Tensor:
+    """Posed points q (B, D, H, W, 3) -> the canonical points u + f(u), u = T^-1(q), they show."""
+    a, b = pose_transform(pose, camera, scale_depth)
+    u = torch.einsum("bij,bdhwj->bdhwi", torch.linalg.inv(a), points - b[:, None, None, None])
+    return u + flow_at(flow, u)
+
+
 def warp_to_canonical(volume: torch.Tensor, pose: torch.Tensor, flow: torch.Tensor | None = None,
                       camera: Framing = FRAMINGS["wide"], scale_depth: bool = True,
                       padding: str = "zeros") -> torch.Tensor:
     """Source -> canonical: V_c(p) = V_s(T_s(p + f(p))). volume (B, C, D, H, W), pose (B, 6),
     flow (B, 3, d, h, w) or None; camera: the images' framing; scale_depth and padding: see the
     module docstring. Returns (B, C, D, H, W)."""
-    a, b = pose_transform(pose, camera, scale_depth)
     p = base_grid(volume.shape[0], volume.shape[2:], volume)
-    p = p + flow_at(flow, p)
-    points = torch.einsum("bij,bdhwj->bdhwi", a, p) + b[:, None, None, None]
-    return sample(volume, points, padding)
+    return sample(volume, posed_points(p, pose, flow, camera, scale_depth), padding)
 
 
 def warp_from_canonical(volume: torch.Tensor, pose: torch.Tensor, flow: torch.Tensor | None = None,
                         camera: Framing = FRAMINGS["wide"], scale_depth: bool = True,
                         padding: str = "zeros") -> torch.Tensor:
     """Canonical -> driving: V_d(q) = V_c(u + f(u)), u = T_d^-1(q). Arguments as `warp_to_canonical`."""
-    a, b = pose_transform(pose, camera, scale_depth)
     q = base_grid(volume.shape[0], volume.shape[2:], volume)
-    u = torch.einsum("bij,bdhwj->bdhwi", torch.linalg.inv(a), q - b[:, None, None, None])
-    return sample(volume, u + flow_at(flow, u), padding)
+    return sample(volume, canonical_points(q, pose, flow, camera, scale_depth), padding)
 
 
 class WarpGenerator(nn.Module):
