@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from vasa_lib.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from vasa_lib.eval.reader import ParameterReader, ReaderConfig
 from vasa_lib.face.decoder import CanonicalNet, Generator2d, Projection
 from vasa_lib.face.encoders import AppearanceEncoder, MotionEncoder
 from vasa_lib.face.identity_net import IdentityNet, IdentityNetConfig
@@ -16,6 +17,7 @@ from vasa_lib.face.losses import (
     consistency_loss,
     cross_identity_loss,
     detail_weights,
+    expression_loss,
     gradient_loss,
     pose_loss,
     psnr,
@@ -25,7 +27,7 @@ from vasa_lib.face.losses import (
 from vasa_lib.face.model import FaceConfig, FaceModel
 from vasa_lib.face.warping import WarpGenerator, rotation_matrix, warp_from_canonical, warp_to_canonical
 from vasa_lib.world.identity import identity_from_id
-from vasa_lib.world.params import NEUTRAL_DYNAMICS, NEUTRAL_POSE, POSE_LIMITS
+from vasa_lib.world.params import DYNAMICS_NAMES, NEUTRAL_DYNAMICS, NEUTRAL_POSE, POSE_LIMITS
 from vasa_lib.world.renderer import PART_INDEX, render
 
 TINY = FaceConfig(size=64, app_width=16, app_blocks=1, volume_channels=4, volume_depth=4, canonical_blocks=1,
@@ -196,15 +198,45 @@ def test_detail_weights_stress_mouth_and_eyes_and_pose_loss_is_in_spreads():
 def test_lit_face_step_has_every_loss(tmp_path):
     net = IdentityNet(IdentityNetConfig(widths=(8, 8, 8, 8), embed_dim=8))
     net_path = save_checkpoint(net, tmp_path / "id.safetensors")
-    lit = LitFace(vars(TINY), {"consist_pairs": 2, "cross_pairs": 2}, identity_net=str(net_path))
+    expression_path = save_checkpoint(tiny_expression_net(), tmp_path / "expression.safetensors")
+    lit = LitFace(vars(TINY), {"consist_pairs": 2, "cross_pairs": 2, "expression": 1.0}, identity_net=str(net_path),
+                  expression_net=str(expression_path))
     batch = {"frames": torch.rand(3, 2, 3, 64, 64), "parts": torch.randint(0, 14, (3, 2, 64, 64)),
              "pose": neutral(6).view(3, 2, 6)}
     out = lit.losses(batch)
-    assert {"recon", "pose", "consist", "cross_id", "loss"} <= set(out)
+    assert {"recon", "pose", "consist", "cross_id", "expression", "loss"} <= set(out)
     out["loss"].backward()
-    assert all(p.grad is None for p in lit.identity_net.parameters())  # the identity net stays frozen
+    for frozen in (lit.identity_net, lit.expression_net):
+        assert all(p.grad is None for p in frozen.parameters())
     with pytest.raises(ValueError, match="identity network"):
         LitFace(vars(TINY), {"cross_id": 0.1}, identity_net=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(ValueError, match="expression network"):
+        LitFace(vars(TINY), {"cross_id": 0.0, "expression": 1.0}, expression_net=str(tmp_path / "missing.safetensors"))
+    portrait = save_checkpoint(tiny_expression_net("portrait"), tmp_path / "portrait.safetensors")
+    with pytest.raises(ValueError, match="framing"):
+        LitFace(vars(TINY), {"cross_id": 0.0, "expression": 1.0}, expression_net=str(portrait))
+
+
+def tiny_expression_net(framing: str = "wide") -> ParameterReader:
+    return ParameterReader(ReaderConfig(size=64, widths=(8, 8), hidden=8, framing=framing, crops=True,
+                                        part_widths=(8, 8))).eval()
+
+
+def test_expression_loss_sees_the_eyes_and_trains_only_the_output():
+    torch.manual_seed(0)
+    net = tiny_expression_net().requires_grad_(False)
+    pose = neutral(2)
+    dyn = NEUTRAL_DYNAMICS.expand(2, -1).clone()
+    target = render(identity_from_id([0, 1]), pose, dyn, size=64)
+    dyn[:, DYNAMICS_NAMES.index("eyelid")] = 1.0                  # the same faces, eyes shut
+    shut = render(identity_from_id([0, 1]), pose, dyn, size=64)
+    parts = (net.eyes, net.mouth)
+    assert expression_loss(parts, target, target, pose, "wide") == 0
+    output = shut.clone().requires_grad_(True)
+    loss = expression_loss(parts, output, target, pose, "wide")
+    assert loss > 0
+    loss.backward()
+    assert output.grad.abs().sum() > 0 and all(p.grad is None for p in net.parameters())
 
 
 def test_checkpoint_round_trip(tmp_path):

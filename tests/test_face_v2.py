@@ -187,7 +187,7 @@ def test_face_v2_recipes_at_tiny_scale(tmp_path, monkeypatch, recipe, init, size
     """The GPU command of the face model v2 (scripts/gpu_face_v2.sh, from the CPU run's weights)
     and the CPU recipe (bfloat16 mixed precision, from GPU run 1's weights, whose missing part-crop
     readers and source skip start fresh), on the CPU for a few steps: checkpoint, card, log and CSV in the output
-    folder, run from another folder, and a model that loads."""
+    folder, run from another folder, the part-perceptual loss on, and a model that loads."""
     config = tiny(f"configs/{recipe}.toml", tmp_path, **sizes, **{
         "n_clips = 200": "n_clips = 2", "held_out_batches = 4": "held_out_batches = 1"})
     monkeypatch.chdir(tmp_path)
@@ -202,6 +202,7 @@ def test_face_v2_recipes_at_tiny_scale(tmp_path, monkeypatch, recipe, init, size
     assert ("start fresh: motion_encoder.eyes" in (out / "train_face.log").read_text()) == grown
     assert info["steps"] >= 1 and info["schedule"] == "time" and "test_people_psnr" in info["held_out_psnr"]
     assert math.isfinite(info["final_metrics"]["train/loss"])
+    assert "train/expression" in info["final_metrics"]       # the part-perceptual loss is on in both recipes
     assert "held_out_psnr" in (out / "face.md").read_text()
     assert "saved" in (out / "train_face.log").read_text()
     assert list(out.glob("version_*/metrics.csv"))
@@ -243,13 +244,15 @@ def test_resume_without_a_state_says_so(tmp_path):
         train_main(["face", "--config", config, "--out", str(tmp_path / "none"), "--resume"])
 
 
-def test_reader_recipe_at_tiny_scale(tmp_path):
-    config = tiny("configs/reader_portrait.toml", tmp_path, **{"steps = 100000": "steps = 2", "batch = 64": "batch = 4",
-                                                               "n_clips = 200": "n_clips = 2"})
+@pytest.mark.parametrize("name", ["eval_reader_portrait", "expression_net_portrait"])
+def test_reader_recipes_at_tiny_scale(tmp_path, name):
+    """The judge's recipe and that of the expression network of the part-perceptual loss."""
+    config = tiny(f"configs/{'reader_portrait' if name == 'eval_reader_portrait' else name}.toml", tmp_path, **{
+        "steps = 100000": "steps = 2", "batch = 64": "batch = 4", "n_clips = 200": "n_clips = 2"})
     out = tmp_path / "reader"
     train_main(["reader", "--config", config, "--out", str(out)])
     from vasa_lib.eval.reader import ParameterReader
 
-    reader = load_checkpoint(out / "eval_reader_portrait.safetensors", ParameterReader)
-    assert reader.config.framing == "portrait"
-    assert "grade_r2_test_people" in (out / "eval_reader_portrait.md").read_text()
+    reader = load_checkpoint(out / f"{name}.safetensors", ParameterReader)
+    assert reader.config.framing == "portrait" and reader.config.crops
+    assert "grade_r2_test_people" in (out / f"{name}.md").read_text()

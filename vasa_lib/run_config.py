@@ -55,11 +55,13 @@ class TrainSettings:
 
 @dataclass
 class FaceTrain(TrainSettings):
-    """[train] of the face model: also the identity network of l_cross_id, and how many batches
-    of test-people pairs grade a pairs run at its end."""
+    """[train] of the face model: also the identity network of l_cross_id, the expression network
+    of the part-perceptual loss, and how many batches of test-people pairs grade a pairs run at
+    its end."""
 
     run_dir: str = "runs/face"
     identity_net: str = ""
+    expression_net: str = ""             # the frozen network of the part-perceptual loss ([loss] expression)
     held_out_batches: int = 4
 
 

@@ -272,7 +272,8 @@ def train_face(config_path: str, overrides: dict[str, Any] | None = None, comman
         torch.backends.cudnn.benchmark = True
     lit = LitFace(run.model, run.loss, lr=train.lr, weight_decay=train.weight_decay, max_steps=train.max_steps,
                   identity_net=str(paths.course_path(train.identity_net)) if train.identity_net else None,
-                  max_minutes=train.max_minutes if train.schedule == "time" else None)
+                  max_minutes=train.max_minutes if train.schedule == "time" else None,
+                  expression_net=str(paths.course_path(train.expression_net)) if train.expression_net else None)
     tensors, started_from = earlier_weights(train.init)
     if tensors is not None:      # the config may add parts to the earlier model: they start fresh
         new = load_grown(lit.model, tensors, train.init)
@@ -455,7 +456,7 @@ def train_reader(config_path: str, overrides: dict[str, Any] | None = None, comm
     info = {"command": command, "config_file": str(config_path), "machine": _machine(), "torch": torch.__version__,
             "lr": train.lr, "seed": train.seed, "max_minutes": train.max_minutes, **report, **started_from}
     return finish(model, train.checkpoint, info,
-                  "Parameter reader: image -> pose and facial parameters (for vasa_lib.eval)", config_path, command)
+                  "Parameter reader: image -> pose and facial parameters (vasa_lib.eval.reader)", config_path, command)
 
 
 def train_video_features(config_path: str, overrides: dict[str, Any] | None = None, command: str = "") -> Path:

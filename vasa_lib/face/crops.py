@@ -46,8 +46,12 @@ MOUTH_BOX = PartBox(u=0.0, v=-0.29, half_u=0.17, half_v=0.13, rows=40, cols=48,
                     reads=("jaw_open", "lip_spread", "lip_round", "lip_close", "tongue", "smile"))
 
 
+LAYERS_PER_STAGE = 6
+
+
 def conv_stages(channels: int, widths: tuple[int, ...]) -> nn.Sequential:
-    """Stride-2 conv stages (each conv, norm, SiLU, conv, norm, SiLU) from `channels` inputs."""
+    """Stride-2 conv stages (each conv, norm, SiLU, conv, norm, SiLU: `LAYERS_PER_STAGE` layers)
+    from `channels` inputs."""
     layers = []
     for width in widths:
         layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.GroupNorm(8, width), nn.SiLU(),
@@ -95,6 +99,15 @@ class PartReader(nn.Module):
         self.head = nn.Sequential(nn.Linear(views * widths[-1] * cells, hidden), nn.SiLU(),
                                   nn.Linear(hidden, outputs or len(box.reads)))
 
+    def stages(self, crops: torch.Tensor) -> list[torch.Tensor]:
+        """The map after each conv stage ((B n, width, rows / 2^k, cols / 2^k), k = 1, 2, ...) and,
+        last, the read numbers (B, outputs): what a perceptual loss compares (`face.losses`)."""
+        x, maps = rearrange(crops * 2 - 1, "b n c h w -> (b n) c h w"), []
+        for index, layer in enumerate(self.features, 1):
+            x = layer(x)
+            if index % LAYERS_PER_STAGE == 0:
+                maps.append(x)
+        return maps + [self.head(rearrange(x, "(b n) c h w -> b (n c h w)", b=len(crops)))]
+
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        maps = self.features(rearrange(crops * 2 - 1, "b n c h w -> (b n) c h w"))
-        return self.head(rearrange(maps, "(b n) c h w -> b (n c h w)", b=len(crops)))
+        return self.stages(crops)[-1]

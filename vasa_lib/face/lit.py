@@ -10,7 +10,9 @@ Each batch holds two frames i, j of B clips. One step, all self-supervised excep
   code gets no labels;
 - l_consist: decode(app_j, pose_i, dyn_j) must equal decode(app_i, pose_i, dyn_j);
 - l_cross_id: frame i re-enacted with the next clip's (another person's) pose and dynamics must
-  keep frame i's identity embedding (a frozen `IdentityNet`).
+  keep frame i's identity embedding (a frozen `IdentityNet`);
+- optionally, the part-perceptual loss: the re-enactment's eyes and mouth must look like the
+  target's to a frozen expression network (`losses.expression_loss`).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import lightning as L
 import torch
 
 from vasa_lib.checkpoint import load_checkpoint
+from vasa_lib.eval.reader import ParameterReader
 from vasa_lib.face.identity_net import IdentityNet
 from vasa_lib.face.losses import (
     consistency_loss,
     cross_identity_loss,
     detail_weights,
+    expression_loss,
     gradient_loss,
     pose_loss,
     psnr,
@@ -38,7 +42,8 @@ from vasa_lib.optim import TimedCycle, one_cycle
 
 @dataclass
 class FaceLossConfig:
-    """Loss weights; `detail` is the extra L1 weight on mouth, eyes and brows; `consist_pairs` /
+    """Loss weights; `detail` is the extra L1 weight on mouth, eyes and brows; `expression` the
+    weight of the part-perceptual loss (0: off, no expression network needed); `consist_pairs` /
     `cross_pairs` are how many clips of a batch get the extra
     decodes of l_consist / l_cross_id (each decode costs as much as a re-enactment)."""
 
@@ -48,6 +53,7 @@ class FaceLossConfig:
     pose: float = 1.0
     consist: float = 1.0
     cross_id: float = 0.1
+    expression: float = 0.0
     consist_pairs: int = 4
     cross_pairs: int = 4
 
@@ -57,7 +63,7 @@ class LitFace(L.LightningModule):
 
     def __init__(self, model: dict | None = None, loss: dict | None = None, lr: float = 1e-3,
                  weight_decay: float = 1e-4, max_steps: int = 10_000, identity_net: str | None = None,
-                 max_minutes: float | None = None):
+                 max_minutes: float | None = None, expression_net: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.model = FaceModel(FaceConfig(**(model or {})))
@@ -68,6 +74,17 @@ class LitFace(L.LightningModule):
                 raise ValueError(f"cross_id > 0 needs a trained identity network checkpoint, got {identity_net!r} "
                                  "(train it with `python -m vasa_lib.train identity`)")
             self.identity_net = load_checkpoint(identity_net, IdentityNet).requires_grad_(False)
+        self.expression_net: ParameterReader | None = None
+        if self.loss_config.expression > 0:
+            if not expression_net or not Path(expression_net).exists():
+                raise ValueError(f"expression > 0 needs a trained expression network checkpoint, got "
+                                 f"{expression_net!r} (train it with `python -m vasa_lib.train reader --config "
+                                 "configs/expression_net_portrait.toml`)")
+            self.expression_net = load_checkpoint(expression_net, ParameterReader).requires_grad_(False)
+            if not self.expression_net.config.crops or self.expression_net.config.framing != self.model.config.framing:
+                raise ValueError(f"the expression network must read part crops at the face model's framing "
+                                 f"({self.model.config.framing!r}), got crops={self.expression_net.config.crops} "
+                                 f"at {self.expression_net.config.framing!r}")
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """All loss terms of one batch (frames (B, 2, 3, H, W), pose (B, 2, 6) and, from the world,
@@ -90,6 +107,10 @@ class LitFace(L.LightningModule):
         out = {"recon": reconstruction_loss(reenacted, images[partner], c.ssim, weights)
                + c.grad * gradient_loss(reenacted, images[partner], weights),
                "pose": pose_loss(pose, torch.cat([batch["pose"][:, 0], batch["pose"][:, 1]]))}
+        if self.expression_net is not None:
+            net = self.expression_net
+            out["expression"] = expression_loss((net.eyes, net.mouth), reenacted, images[partner],
+                                                latent.pose[partner], m.config.framing)
         with torch.no_grad():
             out["psnr"] = psnr(reenacted, images[partner]).mean()
         if c.consist > 0:
@@ -107,7 +128,7 @@ class LitFace(L.LightningModule):
                 source_embedding = self.identity_net(images[i])
             out["cross_id"] = cross_identity_loss(source_embedding, self.identity_net(crossed))
         out["loss"] = out["recon"] + c.pose * out["pose"] + sum(
-            getattr(c, k) * out[k] for k in ("consist", "cross_id") if k in out)
+            getattr(c, k) * out[k] for k in ("consist", "cross_id", "expression") if k in out)
         return out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

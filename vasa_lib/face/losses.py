@@ -1,8 +1,10 @@
 """Losses of the face model (paper Sec. 3.1): reconstruction (L1 + SSIM), VASA-1's consistency
-loss l_consist and cross-identity loss l_cross_id, and the pose supervision of the pose encoder.
+loss l_consist and cross-identity loss l_cross_id, the pose supervision of the pose encoder, and
+a part-perceptual loss on the eyes and the mouth.
 
-No ImageNet/VGG weights are available: the structural term is SSIM, and the face-recognition
-network of l_cross_id is the project's own `IdentityNet`.
+No ImageNet/VGG weights are available: the structural term is SSIM, the face-recognition
+network of l_cross_id is the project's own `IdentityNet`, and the perceptual network is an
+expression network trained on the world (a `ParameterReader`'s part readers).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vasa_lib.face.crops import PartReader, eye_and_mouth_crops
 from vasa_lib.world.renderer import PART_INDEX
 
 
@@ -95,6 +98,26 @@ def pose_loss(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     (pose encoder pre-training; a unit loss means no better than guessing the mean pose)."""
     spread = POSE_SPREAD.to(true.device)
     return F.mse_loss(predicted.float() / spread, true.float() / spread)
+
+
+def expression_loss(parts: tuple[PartReader, PartReader], output: torch.Tensor, target: torch.Tensor,
+                    pose: torch.Tensor, framing: str) -> torch.Tensor:
+    """Part-perceptual loss: the mean L1 between a frozen expression network's features of the
+    output's and the target's head-aligned eye and mouth crops (images (B, 3, H, W), crops taken
+    at the target's pose (B, 6)), at every conv stage and at the read parameters: a scalar.
+
+    `parts`: the network's (eyes, mouth) part readers, which read eyelids, gaze, brows, jaw, lips
+    and smile. An iris a pixel off or a half-shut lid costs little L1, and an average of plausible
+    eyes (a blur) costs least; to this network they read as another gaze or another blink.
+    MegaPortraits compares its outputs with a gaze network and a face network for the same reason.
+    The network never sees labels here and z_dyn gets none: only the target image."""
+    eyes, mouth = eye_and_mouth_crops(output.float(), pose.detach().float(), framing)
+    with torch.no_grad():
+        true_eyes, true_mouth = eye_and_mouth_crops(target.float(), pose.detach().float(), framing)
+        wanted = [parts[0].stages(true_eyes), parts[1].stages(true_mouth)]
+    terms = [(a - b).abs().mean() for reader, crops, true in zip(parts, (eyes, mouth), wanted)
+             for a, b in zip(reader.stages(crops), true)]
+    return torch.stack(terms).mean()
 
 
 def consistency_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
