@@ -9,7 +9,8 @@
 #
 #   speed.json              benchmarks/face_train_speed.py on the GPU (fp32 and bf16 images/s)
 #   face/                   6.5 minutes of configs/face_gpu_v2.toml, from face_v2_cpu's weights (run 1
-#                           fine-tuned on 2 CPU cores with the v2 fixes and the source skip):
+#                           fine-tuned on 2 CPU cores with the v2 fixes, the source skip and the
+#                           part-perceptual loss, whose expression network ships in assets/checkpoints):
 #                           face.safetensors and resume.ckpt (every minute), its card,
 #                           train_face.log, metrics.csv
 # (The portrait reader that grades it trains on the CPU: configs/reader_portrait.toml.)
