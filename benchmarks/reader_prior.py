@@ -23,7 +23,8 @@ import torch
 
 from vasa_lib import paths
 from vasa_lib.checkpoint import load_checkpoint
-from vasa_lib.eval.reader import ParameterReader, group_r2, renders
+from vasa_lib.eval.reader import group_r2, renders
+from vasa_lib.face.reader import ParameterReader
 from vasa_lib.world.identity import IDENTITY_SPLITS
 from vasa_lib.world.pairs import draw_motion, motion_bank
 from vasa_lib.world.params import POSE_DIM

@@ -7,7 +7,6 @@ import torch
 from safetensors.torch import save_file
 
 from vasa_lib.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from vasa_lib.eval.reader import ParameterReader, ReaderConfig
 from vasa_lib.face.decoder import CanonicalNet, Generator2d, Projection
 from vasa_lib.face.encoders import AppearanceEncoder, MotionEncoder
 from vasa_lib.face.identity_net import IdentityNet, IdentityNetConfig
@@ -25,6 +24,7 @@ from vasa_lib.face.losses import (
     ssim,
 )
 from vasa_lib.face.model import FaceConfig, FaceModel
+from vasa_lib.face.reader import ParameterReader, ReaderConfig
 from vasa_lib.face.warping import WarpGenerator, rotation_matrix, warp_from_canonical, warp_to_canonical
 from vasa_lib.world.identity import identity_from_id
 from vasa_lib.world.params import DYNAMICS_NAMES, NEUTRAL_DYNAMICS, NEUTRAL_POSE, POSE_LIMITS

@@ -440,8 +440,8 @@ def train_reader(config_path: str, overrides: dict[str, Any] | None = None, comm
     """Fit the parameter reader (`vasa_lib.eval.reader`) on renders of train-split people and save
     it with a card at [train] checkpoint (`run_config.ReaderRun`; `overrides` replace [train]
     values); returns the checkpoint path. With `out`, checkpoint and card go to that folder."""
-    from vasa_lib.eval.reader import ReaderConfig
     from vasa_lib.eval.reader import train_reader as fit_reader
+    from vasa_lib.face.reader import ReaderConfig
 
     run = load_run(config_path, ReaderRun, overrides)
     check_table(ReaderConfig, run.model, f"{config_path} [model]")

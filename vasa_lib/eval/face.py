@@ -49,10 +49,11 @@ import torch
 from vasa_lib import paths
 from vasa_lib.checkpoint import load_checkpoint, write_evaluation
 from vasa_lib.eval.probes import r2_per_column, ridge
-from vasa_lib.eval.reader import ParameterReader, grade, group_r2
+from vasa_lib.eval.reader import grade, group_r2
 from vasa_lib.face.identity_net import IdentityNet, random_motion
 from vasa_lib.face.losses import psnr, ssim
 from vasa_lib.face.model import FaceModel
+from vasa_lib.face.reader import ParameterReader
 from vasa_lib.world.clips import load_clip, natural_motion
 from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
 from vasa_lib.world.params import dyn_index

@@ -26,8 +26,8 @@ from vasa_lib import paths
 from vasa_lib.checkpoint import load_checkpoint
 from vasa_lib.eval.face import framed
 from vasa_lib.eval.motion import clip_metrics
-from vasa_lib.eval.reader import ParameterReader
 from vasa_lib.face.model import FaceModel
+from vasa_lib.face.reader import ParameterReader
 from vasa_lib.motion.latents import LatentSet
 from vasa_lib.world.clips import render_motion
 from vasa_lib.world.identity import identity_from_id

@@ -18,29 +18,26 @@ normalised eye patches), and reads the facial parameters from them with small pa
 It is trained on renders of TRAIN-split people, with motion drawn from the world's clips (each
 parameter replaced, with probability `uniform_share`, by a uniform draw over its whole range, so
 that requests far from the natural motion are read too), and graded on TEST-split people before
-anything is graded with it (`grade`). `vasa_lib.eval.face` reads decoded faces with it.
+anything is graded with it (`grade`). `vasa_lib.eval.face` reads decoded faces with it. The
+network itself is `face.reader.ParameterReader` (the face floor's expression loss uses one too).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
-from torch import nn
 
 from vasa_lib.checkpoint import check_state
 from vasa_lib.eval.probes import r2_per_column
-from vasa_lib.face.crops import EYE_BOX, MOUTH_BOX, PartReader, conv_stages, eye_and_mouth_crops
+from vasa_lib.face.reader import NAMES, ParameterReader, ReaderConfig
 from vasa_lib.optim import TimedCycle, one_cycle, param_groups
 from vasa_lib.world.identity import IDENTITY_SPLITS, identity_from_id
 from vasa_lib.world.pairs import draw_motion, motion_bank
-from vasa_lib.world.params import DYNAMICS_NAMES, POSE_DIM, POSE_NAMES
+from vasa_lib.world.params import POSE_DIM, POSE_NAMES
 from vasa_lib.world.renderer import render
 
-NAMES: tuple[str, ...] = POSE_NAMES + DYNAMICS_NAMES
 GROUPS: dict[str, tuple[str, ...]] = {
     "pose": POSE_NAMES,
     "mouth": ("jaw_open", "lip_spread", "lip_round", "lip_close", "tongue", "smile"),
@@ -48,75 +45,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "gaze": ("gaze_yaw", "gaze_pitch"),
     "brows": ("brow_raise", "brow_frown"),
 }
-
-
-@dataclass
-class ReaderConfig:
-    """size: image side; widths: channels of the stride-2 conv stages (the map after them is
-    size / 2**len(widths) on a side); hidden: MLP width; framing: of the images it reads."""
-
-    size: int = 128
-    widths: tuple[int, ...] = (32, 48, 64, 96, 128)
-    hidden: int = 256
-    framing: str = "wide"          # the camera framing it reads (`vasa_lib.world.params.FRAMINGS`)
-    crops: bool = False            # read the facial parameters from head-aligned part crops
-    part_widths: tuple[int, ...] = (32, 64, 96)
-
-    def __post_init__(self) -> None:
-        self.widths, self.part_widths = tuple(self.widths), tuple(self.part_widths)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class ParameterReader(nn.Module):
-    """Images (B, 3, size, size) in [0, 1] -> parameters (B, 17) in world units, in `NAMES` order.
-
-    With `crops`, the pose comes from the whole image and the facial parameters from the part
-    crops taken at that pose (`part_crops`): both eyes (mirrored boxes, one shared CNN) and the
-    mouth."""
-
-    config_class = ReaderConfig
-
-    def __init__(self, config: ReaderConfig | None = None):
-        super().__init__()
-        self.config = c = config or ReaderConfig()
-        self.features = conv_stages(3, c.widths)
-        side = c.size // 2 ** len(c.widths)
-        self.head = nn.Sequential(nn.Linear(c.widths[-1] * side * side, c.hidden), nn.SiLU(),
-                                  nn.Linear(c.hidden, len(NAMES)))
-        if c.crops:
-            self.eyes = PartReader(EYE_BOX, 2, c.part_widths, c.hidden)
-            self.mouth = PartReader(MOUTH_BOX, 1, c.part_widths, c.hidden)
-            self.part_index = [NAMES.index(n) for n in EYE_BOX.reads + MOUTH_BOX.reads]
-        self.register_buffer("mean", torch.zeros(len(NAMES)))
-        self.register_buffer("std", torch.ones(len(NAMES)))
-
-    def whole(self, images: torch.Tensor) -> torch.Tensor:
-        """Standardised parameters (B, 17) read from the whole image."""
-        return self.head(rearrange(self.features(images * 2 - 1), "b c h w -> b (c h w)"))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Standardised parameters (B, 17)."""
-        out = self.whole(images)
-        if not self.config.crops:
-            return out
-        return self.refine(images, out)
-
-    def refine(self, images: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
-        """The whole image's read (B, 17) with the facial parameters replaced by the part
-        readers' (crops at the read pose, which is not trained through them)."""
-        pose = (whole * self.std + self.mean)[:, :POSE_DIM].detach()
-        eyes, mouth = eye_and_mouth_crops(images, pose, self.config.framing)
-        out = whole.clone()
-        out[:, self.part_index] = torch.cat([self.eyes(eyes), self.mouth(mouth)], -1)
-        return out
-
-    @torch.no_grad()
-    def read(self, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
-        """Parameters (B, 17) in world units, read in batches."""
-        out = torch.cat([self(images[i:i + batch]) for i in range(0, len(images), batch)])
-        return out * self.std + self.mean
 
 
 def group_r2(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:

@@ -24,7 +24,6 @@ import lightning as L
 import torch
 
 from vasa_lib.checkpoint import load_checkpoint
-from vasa_lib.eval.reader import ParameterReader
 from vasa_lib.face.identity_net import IdentityNet
 from vasa_lib.face.losses import (
     consistency_loss,
@@ -37,6 +36,7 @@ from vasa_lib.face.losses import (
     reconstruction_loss,
 )
 from vasa_lib.face.model import FaceConfig, FaceModel
+from vasa_lib.face.reader import ParameterReader
 from vasa_lib.optim import TimedCycle, one_cycle
 
 
